@@ -1,0 +1,69 @@
+"""The verification-model interface every downstream stage uses (one code path).
+
+A verification model owns its preprocessing: callers hand it images as float32 RGB in
+[0, 1], shape (N, 3, H, W) at the model's ``input_size_px``, and get L2-normalised
+embeddings. Nothing downstream ever re-implements a model's normalisation (PITFALLS.md #16).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["VerificationModel", "geodesic_distance_rad", "verification_score"]
+
+
+@dataclass(frozen=True, eq=False)
+class VerificationModel:
+    """A face-verification embedder with its preprocessing.
+
+    Parameters
+    ----------
+    name : str
+        Stable model id used in records and stream keys (e.g. ``"synthetic_cnn"``).
+    network : torch.nn.Module
+        Maps *preprocessed* images (N, 3, H, W) to raw embeddings (N, D). Kept in eval mode.
+    input_size_px : int
+        Square input side the network expects, in pixels.
+    pixel_mean, pixel_scale : float
+        Preprocessing ``(x_unit * 255 - pixel_mean) / pixel_scale`` for FaceNet-style models;
+        ``pixel_mean=0, pixel_scale=255`` leaves [0, 1] inputs unchanged.
+    weights_sha256 : str
+        SHA-256 of the weights file the network was loaded from (provenance).
+    """
+
+    name: str
+    network: nn.Module
+    input_size_px: int
+    pixel_mean: float
+    pixel_scale: float
+    weights_sha256: str
+
+    def preprocess(self, images_unit: torch.Tensor) -> torch.Tensor:
+        """Map (N, 3, H, W) float RGB in [0, 1] to the network's input scale."""
+        expected = (3, self.input_size_px, self.input_size_px)
+        if images_unit.ndim != 4 or tuple(images_unit.shape[1:]) != expected:
+            raise ValueError(f"model {self.name!r} expects images of shape (N, {expected[0]}, "
+                             f"{expected[1]}, {expected[2]}), got {tuple(images_unit.shape)}")
+        return (images_unit * 255.0 - self.pixel_mean) / self.pixel_scale
+
+    def embed(self, images_unit: torch.Tensor) -> torch.Tensor:
+        """Return L2-normalised embeddings (N, D) of images in [0, 1] (differentiable)."""
+        raw = self.network(self.preprocess(images_unit))
+        return nn.functional.normalize(raw, p=2.0, dim=1)
+
+    def named_layers(self) -> dict[str, nn.Module]:
+        """Return the network's named submodules (for layer methods and randomisation)."""
+        return dict(self.network.named_modules())
+
+
+def verification_score(emb_a: torch.Tensor, emb_b: torch.Tensor) -> torch.Tensor:
+    """Cosine verification score ``s = <f(x_a), f(x_b)>`` of L2-normalised embeddings, (N,)."""
+    return (emb_a * emb_b).sum(dim=1)
+
+
+def geodesic_distance_rad(emb_u: torch.Tensor, emb_v: torch.Tensor) -> torch.Tensor:
+    """Geodesic distance ``arccos(clip(<u, v>, -1, 1))`` in radians, (N,)."""
+    return torch.arccos(torch.clamp((emb_u * emb_v).sum(dim=1), -1.0, 1.0))
