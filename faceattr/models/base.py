@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["VerificationModel", "geodesic_distance_rad", "verification_score"]
+__all__ = ["VerificationModel", "embed_batched", "geodesic_distance_rad", "verification_score"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,3 +67,41 @@ def verification_score(emb_a: torch.Tensor, emb_b: torch.Tensor) -> torch.Tensor
 def geodesic_distance_rad(emb_u: torch.Tensor, emb_v: torch.Tensor) -> torch.Tensor:
     """Geodesic distance ``arccos(clip(<u, v>, -1, 1))`` in radians, (N,)."""
     return torch.arccos(torch.clamp((emb_u * emb_v).sum(dim=1), -1.0, 1.0))
+
+
+def embed_batched(model: VerificationModel, images_unit: torch.Tensor, *,
+                  chunk_size: int) -> torch.Tensor:
+    """Embed many images in inference mode, in chunks of exactly ``chunk_size`` rows.
+
+    The last chunk is zero-padded to ``chunk_size`` so every forward has the same shape: on
+    CPU a kernel's blocking can depend on the batch size (a batch of 1 gives different last
+    bits than a batch of 64), and fixed shapes make each row's embedding independent of how
+    the caller grouped the work — records stay byte-identical across batch sizes and shards.
+
+    Parameters
+    ----------
+    model : VerificationModel
+    images_unit : torch.Tensor
+        (M, 3, H, W) float32 in [0, 1].
+    chunk_size : int
+        Rows per forward pass.
+
+    Returns
+    -------
+    torch.Tensor
+        (M, D) L2-normalised float32 embeddings.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    outputs: list[torch.Tensor] = []
+    with torch.inference_mode():
+        for start in range(0, images_unit.shape[0], chunk_size):
+            chunk = images_unit[start:start + chunk_size]
+            n_rows = chunk.shape[0]
+            if n_rows < chunk_size:
+                pad = chunk.new_zeros((chunk_size - n_rows, *chunk.shape[1:]))
+                chunk = torch.cat([chunk, pad])
+            outputs.append(model.embed(chunk)[:n_rows])
+    if not outputs:
+        raise ValueError("no images to embed")
+    return torch.cat(outputs)

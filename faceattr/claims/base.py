@@ -1,0 +1,92 @@
+"""Claim results: typed, validated verdicts with the numbers behind them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+__all__ = ["ClaimResult", "Comparison", "compare"]
+
+Comparison = Literal["<=", ">=", "contains", "=="]
+
+
+def compare(observed: float, comparison: Comparison, threshold: float) -> bool:
+    """Apply ``observed <comparison> threshold`` for the ordered comparisons."""
+    if comparison == "<=":
+        return observed <= threshold
+    if comparison == ">=":
+        return observed >= threshold
+    if comparison == "==":
+        return observed == threshold
+    raise ValueError(f"comparison {comparison!r} is not an ordered comparison")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    """The verdict of one pre-registered claim on one run.
+
+    Attributes
+    ----------
+    claim_id, kind, family : str
+        The claim's id (e.g. ``"control:oracle:fr<=0.05"``), its registry kind and family.
+    statement : str
+        The claim in plain language, with its threshold.
+    passed : bool
+        The verdict — a function of the data, never a constant (PITFALLS.md #8).
+    statistic : str
+        What was compared, e.g. ``"fr_itt.high"`` (the upper interval bound of the ITT FR).
+    observed : float
+        Its value on the run.
+    comparison : str
+        ``"<="``, ``">="``, ``"=="`` or ``"contains"`` (the interval contains the threshold).
+    threshold : float
+        The declared threshold (a fraction for rates).
+    n : int
+        Pairs behind the statistic.
+    interval_low, interval_high : float or None
+        The interval reported beside the statistic, if any.
+    interval_method : str or None
+        How that interval was computed.
+    alpha : float
+        Significance level of the interval.
+    detail : str
+        A one-line explanation of the verdict.
+    """
+
+    claim_id: str
+    kind: str
+    family: str
+    statement: str
+    passed: bool
+    statistic: str
+    observed: float
+    comparison: str
+    threshold: float
+    n: int
+    interval_low: float | None
+    interval_high: float | None
+    interval_method: str | None
+    alpha: float
+    detail: str
+
+    def __post_init__(self) -> None:
+        for name in ("observed", "threshold", "alpha"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"claim {self.claim_id}: {name} must be finite")
+        if self.n < 0:
+            raise ValueError(f"claim {self.claim_id}: n must be >= 0")
+        if (self.interval_low is None) != (self.interval_high is None):
+            raise ValueError(f"claim {self.claim_id}: interval needs both bounds")
+        if self.interval_low is not None and self.interval_high is not None \
+                and not self.interval_low <= self.interval_high:
+            raise ValueError(f"claim {self.claim_id}: interval bounds out of order")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> ClaimResult:
+        """Rebuild from JSON (exact keys)."""
+        return cls(**row)

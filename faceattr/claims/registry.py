@@ -1,0 +1,79 @@
+"""The one place to add a claim kind: a frozen registry of (parser, check, family)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from faceattr.claims import controls, gate
+from faceattr.claims.base import ClaimResult
+from faceattr.config import ProtocolError, TableReader
+from faceattr.experiments.summary import RunSummary
+
+__all__ = ["CLAIM_KINDS", "ClaimKind", "ParsedClaim", "evaluate_claim", "parse_claim"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimKind:
+    """A claim kind: its family, how to read its parameters, how to check it."""
+
+    family: str
+    read: Callable[[TableReader, set[str]], Any]
+    check: Callable[[str, Any, RunSummary], ClaimResult]
+    default_id: Callable[[Any], str]
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedClaim:
+    """A validated ``[[claims]]`` entry."""
+
+    id: str
+    kind: str
+    params: tuple[tuple[str, Any], ...]
+
+
+CLAIM_KINDS: Mapping[str, ClaimKind] = MappingProxyType({
+    "fr_at_most": ClaimKind(
+        family="control",
+        read=lambda r, m: controls.read_fr_bound(r, m, ["estimate", "ci_high"]),
+        check=controls.check_fr_at_most,
+        default_id=lambda p: f"control:{p.method}:fr<={p.threshold:g}"),
+    "fr_at_least": ClaimKind(
+        family="control",
+        read=lambda r, m: controls.read_fr_bound(r, m, ["estimate", "ci_low"]),
+        check=controls.check_fr_at_least,
+        default_id=lambda p: f"control:{p.method}:fr>={p.threshold:g}"),
+    "fr_chance": ClaimKind(
+        family="control", read=controls.read_fr_chance, check=controls.check_fr_chance,
+        default_id=lambda p: f"control:{p.method}:fr~{p.chance_rate:g}"),
+    "all_trivial": ClaimKind(
+        family="control", read=controls.read_all_trivial, check=controls.check_all_trivial,
+        default_id=lambda p: f"control:{p.method}:all_trivial"),
+    "model_gate": ClaimKind(
+        family="gate", read=gate.read_model_gate, check=gate.check_model_gate,
+        default_id=lambda p: f"gate:auc>={p.min_auc:g}"),
+})
+
+
+def parse_claim(table: Mapping[str, Any], where: str, method_ids: set[str]) -> ParsedClaim:
+    """Validate one claim entry: ``kind``, optional ``id``, and the kind's parameters."""
+    rest = dict(table)
+    head = TableReader({k: rest.pop(k) for k in ("kind", "id") if k in rest}, where)
+    kind = head.text("kind", allowed=sorted(CLAIM_KINDS))
+    explicit_id = head.text("id", default="")
+    head.finish()
+    params = CLAIM_KINDS[kind].read(TableReader(rest, where), method_ids)
+    claim_id = explicit_id or CLAIM_KINDS[kind].default_id(params)
+    return ParsedClaim(id=claim_id, kind=kind, params=tuple(sorted(rest.items())))
+
+
+def evaluate_claim(claim_id: str, kind: str, params: Mapping[str, Any],
+                   run: RunSummary) -> ClaimResult:
+    """Judge one declared claim on a run summary."""
+    if kind not in CLAIM_KINDS:
+        raise ProtocolError(f"claim {claim_id}: unknown kind {kind!r}")
+    entry = CLAIM_KINDS[kind]
+    parsed = entry.read(TableReader(params, f"claim {claim_id}"), set(run.methods))
+    return entry.check(claim_id, parsed, run)

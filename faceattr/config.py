@@ -1,0 +1,126 @@
+"""Strict reading of TOML tables: unknown keys, wrong types and out-of-range values are
+one-line errors that name the key, the bad value and what is allowed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+__all__ = ["ProtocolError", "TableReader"]
+
+
+class ProtocolError(ValueError):
+    """A protocol file is invalid; the message names the key, the value and what is allowed."""
+
+
+class _Missing:
+    pass
+
+
+_MISSING: Final = _Missing()
+
+
+class TableReader:
+    """Read typed values out of one TOML table, then refuse any key left unread.
+
+    Parameters
+    ----------
+    table : Mapping
+        The parsed TOML table.
+    where : str
+        Its location for messages, e.g. ``"synthetic.toml [falsification]"``.
+    """
+
+    def __init__(self, table: Mapping[str, Any], where: str) -> None:
+        if not isinstance(table, Mapping):
+            raise ProtocolError(f"{where}: expected a table, got {type(table).__name__}")
+        self._table = table
+        self._where = where
+        self._read: set[str] = set()
+
+    def _get(self, key: str, default: object) -> object:
+        self._read.add(key)
+        if key in self._table:
+            return self._table[key]
+        if isinstance(default, _Missing):
+            raise ProtocolError(f"{self._where}: missing required key {key!r}")
+        return default
+
+    def _fail(self, key: str, value: object, allowed: str) -> ProtocolError:
+        return ProtocolError(f"{self._where}: {key} = {value!r} is not allowed; expected {allowed}")
+
+    def text(self, key: str, *, default: str | _Missing = _MISSING,
+             allowed: Sequence[str] | None = None) -> str:
+        """Read a string, optionally from a closed set."""
+        value = self._get(key, default)
+        if not isinstance(value, str):
+            raise self._fail(key, value, "a string")
+        if allowed is not None and value not in allowed:
+            raise self._fail(key, value, "one of " + ", ".join(repr(a) for a in allowed))
+        return value
+
+    def integer(self, key: str, *, default: int | _Missing = _MISSING, minimum: int | None = None,
+                maximum: int | None = None) -> int:
+        """Read an integer within optional bounds."""
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._fail(key, value, "an integer")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise self._fail(key, value, f"an integer in [{minimum}, {maximum}]")
+        return value
+
+    def number(self, key: str, *, default: float | _Missing = _MISSING,
+               minimum: float | None = None, maximum: float | None = None) -> float:
+        """Read a finite float within optional bounds."""
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self._fail(key, value, "a number")
+        number = float(value)
+        low = -math.inf if minimum is None else minimum
+        high = math.inf if maximum is None else maximum
+        if not math.isfinite(number) or not low <= number <= high:
+            raise self._fail(key, value, f"a finite number in [{low}, {high}]")
+        return number
+
+    def fraction(self, key: str, *, default: float | _Missing = _MISSING,
+                 open_low: bool = False, maximum: float = 1.0) -> float:
+        """Read a fraction (never a percent) in [0, maximum] or (0, maximum]."""
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self._fail(key, value, "a fraction (a number)")
+        number = float(value)
+        low_ok = number > 0 if open_low else number >= 0
+        if not math.isfinite(number) or not low_ok or number > maximum:
+            bracket = "(" if open_low else "["
+            hint = " — a fraction, not a percent" if number > 1 else ""
+            raise self._fail(key, value, f"a fraction in {bracket}0, {maximum}]{hint}")
+        return number
+
+    def boolean(self, key: str, *, default: bool | _Missing = _MISSING) -> bool:
+        """Read a boolean."""
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise self._fail(key, value, "true or false")
+        return value
+
+    def table(self, key: str) -> Mapping[str, Any]:
+        """Read a sub-table (required)."""
+        value = self._get(key, _MISSING)
+        if not isinstance(value, Mapping):
+            raise self._fail(key, value, "a table")
+        return value
+
+    def tables(self, key: str) -> list[Mapping[str, Any]]:
+        """Read an array of tables (``[[key]]``); may be empty only if absent."""
+        value = self._get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+            raise self._fail(key, value, "an array of tables ([[...]])")
+        return value
+
+    def finish(self) -> None:
+        """Refuse any key that was not read."""
+        unknown = sorted(set(self._table) - self._read)
+        if unknown:
+            allowed = ", ".join(sorted(self._read))
+            raise ProtocolError(f"{self._where}: unknown key {unknown[0]!r}; allowed keys: {allowed}")

@@ -1,0 +1,98 @@
+"""Pairs, pair sources and the pair manifest (PITFALLS.md #15).
+
+A pair source lists verification pairs and loads their images as float32 RGB in [0, 1],
+(3, H, W), with the ground-truth identity mask where one exists. Every run writes a manifest:
+a stable content-derived ``pair_id``, image ids, identities, label and the SHA-256 of each
+image, so that two runs can be joined — or refused — on exactly the same pairs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["LoadedImage", "Pair", "PairSource", "build_manifest", "content_pair_id",
+           "manifest_sha256"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """A verification pair: probe ``image_a`` is explained, partner ``image_b`` held fixed."""
+
+    pair_id: str
+    image_a: str
+    image_b: str
+    identity_a: str
+    identity_b: str
+    is_genuine: bool
+
+    def __post_init__(self) -> None:
+        if self.is_genuine != (self.identity_a == self.identity_b):
+            raise ValueError(f"pair {self.pair_id}: label is_genuine={self.is_genuine} contradicts "
+                             f"identities {self.identity_a!r} / {self.identity_b!r}")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LoadedImage:
+    """An image as float32 RGB in [0, 1], (3, H, W), with its identity mask (H, W) if known."""
+
+    image: NDArray[np.float32]
+    identity_mask: NDArray[np.bool_] | None
+
+    def __post_init__(self) -> None:
+        if self.image.dtype != np.float32 or self.image.ndim != 3 or self.image.shape[0] != 3:
+            raise ValueError(f"an image must be float32 (3, H, W), got {self.image.dtype} "
+                             f"{self.image.shape}")
+        if not np.isfinite(self.image).all() or self.image.min() < 0 or self.image.max() > 1:
+            raise ValueError("image values must be finite and in [0, 1]")
+        if self.identity_mask is not None and self.identity_mask.shape != self.image.shape[1:]:
+            raise ValueError("identity mask shape differs from the image's")
+
+    def sha256(self) -> str:
+        """SHA-256 of the image's float32 bytes (C order)."""
+        return hashlib.sha256(np.ascontiguousarray(self.image).tobytes()).hexdigest()
+
+
+class PairSource(Protocol):
+    """What a data source provides to a run."""
+
+    name: str
+
+    def pairs(self) -> list[Pair]:
+        """Return the source's pairs in a deterministic order."""
+        ...
+
+    def load_image(self, image_id: str) -> LoadedImage:
+        """Load one image by id."""
+        ...
+
+
+def content_pair_id(source: str, image_a: str, image_b: str) -> str:
+    """Stable pair id derived from the pair's content, e.g. ``"synthetic-3fa09c1b2d4e"``."""
+    digest = hashlib.sha256(f"{source}|{image_a}|{image_b}".encode()).hexdigest()
+    return f"{source}-{digest[:12]}"
+
+
+def build_manifest(source: PairSource, pairs: Sequence[Pair],
+                   image_sha256: dict[str, str]) -> dict[str, Any]:
+    """Return the manifest dict (JSON-ready) of ``pairs`` with each image's SHA-256."""
+    ids = [p.pair_id for p in pairs]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"source {source.name!r} yields duplicate pair ids")
+    rows = [{"pair_id": p.pair_id, "image_a": p.image_a, "image_b": p.image_b,
+             "identity_a": p.identity_a, "identity_b": p.identity_b,
+             "is_genuine": p.is_genuine, "sha256_a": image_sha256[p.image_a],
+             "sha256_b": image_sha256[p.image_b]} for p in pairs]
+    return {"source": source.name, "n_pairs": len(rows), "pairs": rows}
+
+
+def manifest_sha256(manifest: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's canonical JSON."""
+    from faceattr.io import dumps_strict
+
+    return hashlib.sha256(dumps_strict(manifest).encode()).hexdigest()

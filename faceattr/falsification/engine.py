@@ -1,0 +1,147 @@
+"""Batched falsification of one method's maps on a batch of pairs.
+
+All 2K counterfactuals of all pairs in a batch go through the model together, in
+fixed-size chunks (PITFALLS.md #17); every draw comes from the stream
+``(seed, pair_id, model, method, region, k)`` (PITFALLS.md #14).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from faceattr.data.pairs import Pair
+from faceattr.falsification.counterfactuals import FillStrategy, counterfactuals
+from faceattr.falsification.regions import NonFiniteMapError, Regions, quantile_regions
+from faceattr.falsification.verdicts import simple_verdict_falsified, summarise_drifts
+from faceattr.models.base import VerificationModel, embed_batched
+from faceattr.records import PairRecord
+from faceattr.rng import numpy_generator
+
+__all__ = ["FalsificationSettings", "PairInputs", "falsify_maps", "failed_record"]
+
+
+@dataclass(frozen=True, slots=True)
+class FalsificationSettings:
+    """How the test is run (see the protocol's ``[falsification]`` table)."""
+
+    q_frac: float
+    k_per_region: int
+    fill: FillStrategy
+    perturbation_sigma: float
+    verdict: Literal["simple"]
+    forward_chunk: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PairInputs:
+    """A batch of pairs with their clean images and embeddings (computed once per image)."""
+
+    pairs: Sequence[Pair]
+    probes: NDArray[np.float32]  # (N, 3, H, W)
+    probe_embeddings: NDArray[np.float32]  # (N, D)
+    partner_embeddings: NDArray[np.float32]  # (N, D)
+
+
+def failed_record(pair: Pair, model: str, method: str, status: str, reason: str,
+                  score_clean: float | None) -> PairRecord:
+    """A trivial or error record: counted as falsified (intention-to-treat)."""
+    return PairRecord(pair_id=pair.pair_id, model=model, method=method,
+                      is_genuine=pair.is_genuine, status=status, status_reason=reason,
+                      falsified=True, score_clean=score_clean, n_high_px=None, n_low_px=None,
+                      n_boundary_ties=None, drift_high_rad=(), drift_low_rad=(),
+                      score_drop_high=(), score_drop_low=(), d_high_rad=None, d_low_rad=None,
+                      sd_high_rad=None, sd_low_rad=None, margin_rad=None,
+                      pairwise_violation_frac=None)
+
+
+def _region_streams(seed: int, pair_id: str, model: str, method: str, region: str,
+                    k: int) -> list[np.random.Generator]:
+    return [numpy_generator(seed, pair_id, model, method, region, i) for i in range(k)]
+
+
+def falsify_maps(model: VerificationModel, inputs: PairInputs, maps: NDArray[np.float64], *,
+                 method_id: str, seed: int, settings: FalsificationSettings) -> list[PairRecord]:
+    """Run the falsification test for one method on a batch of pairs.
+
+    Parameters
+    ----------
+    model : VerificationModel
+    inputs : PairInputs
+    maps : ndarray (N, H, W)
+        The method's relevance maps, one per pair.
+    method_id, seed, settings
+        Stream keys and test settings.
+
+    Returns
+    -------
+    list of PairRecord
+        One per pair, in input order, each with a status.
+    """
+    scores = (inputs.probe_embeddings.astype(np.float64)
+              * inputs.partner_embeddings.astype(np.float64)).sum(axis=1)
+    k = settings.k_per_region
+    plans: list[Regions | PairRecord] = []
+    images: list[NDArray[np.float32]] = []
+    for i, pair in enumerate(inputs.pairs):
+        score = float(scores[i])
+        try:
+            split = quantile_regions(maps[i], settings.q_frac)
+        except NonFiniteMapError as exc:
+            plans.append(failed_record(pair, model.name, method_id, "error:NonFiniteMap",
+                                       str(exc), score))
+            continue
+        if not isinstance(split, Regions):
+            plans.append(failed_record(pair, model.name, method_id, "trivial", split.reason,
+                                       score))
+            continue
+        plans.append(split)
+        for region, idx in (("high", split.high_idx), ("low", split.low_idx)):
+            rngs = _region_streams(seed, pair.pair_id, model.name, method_id, region, k)
+            images.append(counterfactuals(inputs.probes[i], idx, fill=settings.fill,
+                                          perturbation_sigma=settings.perturbation_sigma,
+                                          rngs=rngs))
+    cf_embeddings = np.zeros((0, inputs.probe_embeddings.shape[1]), dtype=np.float32)
+    if images:
+        stacked = torch.from_numpy(np.concatenate(images))
+        cf_embeddings = embed_batched(model, stacked, chunk_size=settings.forward_chunk).numpy()
+    return _assemble(model.name, method_id, inputs, plans, cf_embeddings, scores, settings)
+
+
+def _assemble(model: str, method_id: str, inputs: PairInputs, plans: list[Regions | PairRecord],
+              cf_embeddings: NDArray[np.float32], scores: NDArray[np.float64],
+              settings: FalsificationSettings) -> list[PairRecord]:
+    k = settings.k_per_region
+    records: list[PairRecord] = []
+    offset = 0
+    for i, plan in enumerate(plans):
+        if isinstance(plan, PairRecord):
+            records.append(plan)
+            continue
+        block = cf_embeddings[offset:offset + 2 * k].astype(np.float64)
+        offset += 2 * k
+        clean = inputs.probe_embeddings[i].astype(np.float64)
+        partner = inputs.partner_embeddings[i].astype(np.float64)
+        drifts = np.arccos(np.clip(block @ clean, -1.0, 1.0))
+        drops = scores[i] - block @ partner
+        summary = summarise_drifts(drifts[:k], drifts[k:])
+        pair = inputs.pairs[i]
+        records.append(PairRecord(
+            pair_id=pair.pair_id, model=model, method=method_id, is_genuine=pair.is_genuine,
+            status="valid", status_reason=None, falsified=simple_verdict_falsified(summary),
+            score_clean=float(scores[i]), n_high_px=int(plan.high_idx.size),
+            n_low_px=int(plan.low_idx.size), n_boundary_ties=plan.n_boundary_ties,
+            drift_high_rad=tuple(float(v) for v in drifts[:k]),
+            drift_low_rad=tuple(float(v) for v in drifts[k:]),
+            score_drop_high=tuple(float(v) for v in drops[:k]),
+            score_drop_low=tuple(float(v) for v in drops[k:]),
+            d_high_rad=summary.d_high_rad, d_low_rad=summary.d_low_rad,
+            sd_high_rad=summary.sd_high_rad, sd_low_rad=summary.sd_low_rad,
+            margin_rad=summary.margin_rad,
+            pairwise_violation_frac=summary.pairwise_violation_frac))
+    return records

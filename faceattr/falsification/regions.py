@@ -1,0 +1,82 @@
+"""Area-matched (quantile) regions of a relevance map.
+
+``S_high`` is the top ``q`` fraction of pixels by relevance and ``S_low`` the bottom ``q``
+fraction: equal areas by construction, so a sparse map cannot be falsified by region size
+alone (PITFALLS.md #12). Ties are broken deterministically by flat pixel index and counted.
+A map is *trivial* when it cannot rank pixels: constant, or ties that straddle the boundary
+between the two regions (then "high" and "low" would be an arbitrary split of equal values).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["ATOL_CONSTANT_MAP", "NonFiniteMapError", "Regions", "TrivialMap", "quantile_regions"]
+
+#: A map whose range is at most this (after scaling by its max |value|) is constant. float64
+#: maps built from float32 gradients carry ~1e-7 relative noise; 1e-12 is far below that.
+ATOL_CONSTANT_MAP = 1e-12
+
+
+class NonFiniteMapError(ValueError):
+    """The relevance map contains NaN or infinite values."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Regions:
+    """Flat pixel indices of the two regions and the tie-break count."""
+
+    high_idx: NDArray[np.intp]
+    low_idx: NDArray[np.intp]
+    n_boundary_ties: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrivialMap:
+    """Why a map cannot be split into the requested regions."""
+
+    reason: str
+
+
+def region_size_px(n_pixels: int, q_frac: float) -> int:
+    """Pixels per region: ``round(q * n_pixels)``; must leave the two regions disjoint."""
+    size = round(q_frac * n_pixels)
+    if size < 1 or 2 * size > n_pixels:
+        raise ValueError(f"q_frac={q_frac} gives {size} px per region of {n_pixels}; "
+                         "need 1 <= size <= n_pixels / 2")
+    return size
+
+
+def quantile_regions(relevance: NDArray[np.float64], q_frac: float) -> Regions | TrivialMap:
+    """Split a map (H, W) into its top-q and bottom-q pixel sets.
+
+    Parameters
+    ----------
+    relevance : ndarray (H, W)
+        The relevance map.
+    q_frac : float
+        Fraction of pixels per region, in (0, 0.5].
+
+    Returns
+    -------
+    Regions or TrivialMap
+    """
+    flat = np.asarray(relevance, dtype=np.float64).ravel()
+    if not np.isfinite(flat).all():
+        raise NonFiniteMapError(f"{int((~np.isfinite(flat)).sum())} non-finite values in the map")
+    size = region_size_px(flat.size, q_frac)
+    scale = max(float(np.abs(flat).max()), 1.0)
+    if float(flat.max() - flat.min()) <= ATOL_CONSTANT_MAP * scale:
+        return TrivialMap("constant map: max - min <= atol")
+    order = np.argsort(flat, kind="stable")  # ascending; equal values keep index order
+    low_idx, high_idx = order[:size], order[-size:]
+    high_min, low_max = flat[high_idx].min(), flat[low_idx].max()
+    if high_min <= low_max:
+        return TrivialMap(f"ties straddle the regions: min(S_high) = {high_min:.6g} <= "
+                          f"max(S_low) = {low_max:.6g}")
+    ties = int((flat == high_min).sum() - (flat[high_idx] == high_min).sum()
+               + (flat == low_max).sum() - (flat[low_idx] == low_max).sum())
+    return Regions(high_idx=np.sort(high_idx), low_idx=np.sort(low_idx), n_boundary_ties=ties)

@@ -1,0 +1,219 @@
+"""Pre-registered protocols: a TOML file declares the data, model, methods, falsification
+settings, seed and the claims with their thresholds. Validated on load.
+
+The protocol's content hash (of its parsed scientific content; the ``[execution]`` table of
+batch sizes is excluded because it must not change any result) names the run folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from faceattr.config import ProtocolError, TableReader
+from faceattr.io import dumps_strict
+
+__all__ = ["ClaimSpec", "DataSpec", "ExecutionSpec", "FalsificationSpec", "MethodSpec",
+           "ModelSpec", "Protocol", "ProtocolError", "load_protocol"]
+
+
+@dataclass(frozen=True, slots=True)
+class DataSpec:
+    """``[data]``: the pair source and its parameters."""
+
+    source: Literal["synthetic"]
+    world_seed: int
+    n_pairs: int
+    genuine_fraction: float
+    first_identity: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """``[model]``: which verification model, and the gate it must pass (AUC on the pairs)."""
+
+    name: Literal["synthetic_cnn"]
+    min_auc: float
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSpec:
+    """One ``[[methods]]`` entry: a protocol id, a registry name and its parameters."""
+
+    id: str
+    method: str
+    params: tuple[tuple[str, Any], ...]
+
+    def params_dict(self) -> dict[str, Any]:
+        """The parameters as a dict."""
+        return dict(self.params)
+
+
+@dataclass(frozen=True, slots=True)
+class FalsificationSpec:
+    """``[falsification]``: regions, K, fill, perturbation, verdict."""
+
+    regions: Literal["quantile"]
+    q_frac: float
+    k_per_region: int
+    fill: Literal["mean", "zero"]
+    perturbation_sigma: float
+    verdict: Literal["simple"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionSpec:
+    """``[execution]``: batch sizes. Results must not depend on them (excluded from the hash)."""
+
+    pairs_per_batch: int
+    forward_chunk: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimSpec:
+    """One ``[[claims]]`` entry: a claim kind from the claims registry and its parameters."""
+
+    id: str
+    kind: str
+    params: tuple[tuple[str, Any], ...]
+
+    def params_dict(self) -> dict[str, Any]:
+        """The parameters as a dict."""
+        return dict(self.params)
+
+
+@dataclass(frozen=True, slots=True)
+class Protocol:
+    """A parsed, validated protocol."""
+
+    name: str
+    description: str
+    seed: int
+    alpha: float
+    interval_method: Literal["wilson", "clopper-pearson"]
+    data: DataSpec
+    model: ModelSpec
+    methods: tuple[MethodSpec, ...]
+    falsification: FalsificationSpec
+    execution: ExecutionSpec
+    claims: tuple[ClaimSpec, ...]
+    source_path: str
+    content: str  # canonical JSON of the scientific content
+
+    @property
+    def content_sha256(self) -> str:
+        """SHA-256 of the canonical scientific content."""
+        return hashlib.sha256(self.content.encode()).hexdigest()
+
+    @property
+    def run_name(self) -> str:
+        """Run folder name: ``<name>-<first 12 hex of the content hash>``."""
+        return f"{self.name}-{self.content_sha256[:12]}"
+
+
+def _frozen_items(table: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((k, v) for k, v in table.items()))
+
+
+def _parse_methods(where: str, tables: list[Mapping[str, Any]]) -> tuple[MethodSpec, ...]:
+    from faceattr.attribution.registry import build_method
+
+    specs: list[MethodSpec] = []
+    for i, table in enumerate(tables):
+        loc = f"{where} [[methods]] #{i + 1}"
+        rest = dict(table)
+        reader = TableReader({k: rest.pop(k) for k in ("method", "id") if k in rest}, loc)
+        name = reader.text("method")
+        method_id = reader.text("id", default=name)
+        reader.finish()
+        build_method(method_id, name, rest, loc)  # validates the parameters now
+        specs.append(MethodSpec(id=method_id, method=name, params=_frozen_items(rest)))
+    ids = [s.id for s in specs]
+    if not specs or len(set(ids)) != len(ids):
+        raise ProtocolError(f"{where}: [[methods]] must be non-empty with unique ids, got {ids}")
+    return tuple(specs)
+
+
+def _parse_claims(where: str, tables: list[Mapping[str, Any]],
+                  method_ids: set[str]) -> tuple[ClaimSpec, ...]:
+    from faceattr.claims.registry import parse_claim
+
+    specs = [parse_claim(table, f"{where} [[claims]] #{i + 1}", method_ids)
+             for i, table in enumerate(tables)]
+    ids = [s.id for s in specs]
+    if len(set(ids)) != len(ids):
+        raise ProtocolError(f"{where}: claim ids must be unique, got {ids}")
+    return tuple(ClaimSpec(id=s.id, kind=s.kind, params=s.params) for s in specs)
+
+
+def _parse_data(where: str, table: Mapping[str, Any]) -> DataSpec:
+    r = TableReader(table, f"{where} [data]")
+    spec = DataSpec(source=cast(Literal["synthetic"], r.text("source", allowed=["synthetic"])),
+                    world_seed=r.integer("world_seed", minimum=0),
+                    n_pairs=r.integer("n_pairs", minimum=2, maximum=1_000_000),
+                    genuine_fraction=r.fraction("genuine_fraction"),
+                    first_identity=r.integer("first_identity", minimum=0))
+    r.finish()
+    return spec
+
+
+def _parse_falsification(where: str, table: Mapping[str, Any]) -> FalsificationSpec:
+    r = TableReader(table, f"{where} [falsification]")
+    spec = FalsificationSpec(
+        regions=cast(Literal["quantile"], r.text("regions", allowed=["quantile"])),
+        q_frac=r.fraction("q_frac", open_low=True, maximum=0.5),
+        k_per_region=r.integer("k_per_region", minimum=2, maximum=100_000),
+        fill=cast(Literal["mean", "zero"], r.text("fill", allowed=["mean", "zero"])),
+        perturbation_sigma=r.number("perturbation_sigma", minimum=0.0, maximum=1.0),
+        verdict=cast(Literal["simple"], r.text("verdict", allowed=["simple"])))
+    r.finish()
+    return spec
+
+
+def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
+    """Validate a parsed TOML document and return the protocol."""
+    where = Path(source_path).name
+    top = TableReader(raw, where)
+    head = TableReader(top.table("protocol"), f"{where} [protocol]")
+    name = head.text("name")
+    description = head.text("description")
+    seed = head.integer("seed", minimum=0)
+    alpha = head.fraction("alpha", open_low=True, maximum=0.5)
+    interval = cast(Literal["wilson", "clopper-pearson"],
+                    head.text("interval_method", allowed=["wilson", "clopper-pearson"]))
+    head.finish()
+    data = _parse_data(where, top.table("data"))
+    model_r = TableReader(top.table("model"), f"{where} [model]")
+    model = ModelSpec(name=cast(Literal["synthetic_cnn"],
+                                model_r.text("name", allowed=["synthetic_cnn"])),
+                      min_auc=model_r.fraction("min_auc"))
+    model_r.finish()
+    methods = _parse_methods(where, top.tables("methods"))
+    falsification = _parse_falsification(where, top.table("falsification"))
+    exe_r = TableReader(top.table("execution"), f"{where} [execution]")
+    execution = ExecutionSpec(pairs_per_batch=exe_r.integer("pairs_per_batch", minimum=1),
+                              forward_chunk=exe_r.integer("forward_chunk", minimum=1))
+    exe_r.finish()
+    claims = _parse_claims(where, top.tables("claims"), {m.id for m in methods})
+    top.finish()
+    science = {k: v for k, v in raw.items() if k != "execution"}
+    return Protocol(name=name, description=description, seed=seed, alpha=alpha,
+                    interval_method=interval, data=data, model=model, methods=methods,
+                    falsification=falsification, execution=execution, claims=claims,
+                    source_path=source_path, content=dumps_strict(science))
+
+
+def load_protocol(path: Path) -> Protocol:
+    """Read and validate a protocol file; errors are one-line ``ProtocolError``s."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProtocolError(f"{path}: protocol file not found; see validation/protocols/ "
+                            "for the shipped ones") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProtocolError(f"{path}: not valid TOML ({exc})") from None
+    return parse_protocol(raw, str(path))

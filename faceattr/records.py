@@ -1,0 +1,162 @@
+"""Per-pair records: typed, frozen, validated on write and on read.
+
+One record per (pair, model, method). Every pair gets a status — ``valid``, ``trivial`` or
+``error:<ExceptionType>`` — so nothing is silently dropped (PITFALLS.md #3, #4). Rates are
+fractions, distances radians; a record that violates a range cannot be constructed
+(PITFALLS.md #1, #2). Serialisation is strict: reading requires exactly the known keys, no
+defaults (PITFALLS.md #1).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = ["PairRecord", "Status", "is_error_status"]
+
+Status = str
+_STATUS_RE = re.compile(r"^(valid|trivial|error:[A-Za-z_][A-Za-z0-9_]*)$")
+_PI = math.pi
+_ANGLE_SLACK = 1e-6  # float32 embeddings: arccos of a clipped dot product stays in [0, pi]
+_SCORE_SLACK = 1e-5  # cosine of float32 unit vectors may exceed 1 by a few ulp
+
+
+def is_error_status(status: Status) -> bool:
+    """Return True for ``error:<type>`` statuses."""
+    return status.startswith("error:")
+
+
+def _check_finite(name: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise ValueError(f"record field {name} must be finite, got {value!r}")
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    _check_finite(name, value)
+    if not low <= value <= high:
+        raise ValueError(f"record field {name}={value!r} outside [{low}, {high}]")
+
+
+@dataclass(frozen=True, slots=True)
+class PairRecord:
+    """The outcome of one falsification test on one pair, for one model and one method.
+
+    Attributes
+    ----------
+    pair_id, model, method : str
+        The join key. ``method`` is the protocol's method id.
+    is_genuine : bool
+        Pair label (same identity).
+    status : str
+        ``valid`` | ``trivial`` | ``error:<ExceptionType>``.
+    status_reason : str or None
+        Why a pair is trivial or errored; None when valid.
+    falsified : bool
+        Primary verdict, intention-to-treat: trivial and error pairs are falsified.
+    score_clean : float or None
+        Verification score ``s(x_a, x_b)`` of the clean pair, in [-1, 1].
+    n_high_px, n_low_px, n_boundary_ties : int or None
+        Region sizes in pixels and the number of tied pixels at the region boundaries that
+        were ordered by pixel index (deterministic tie-break).
+    drift_high_rad, drift_low_rad : tuple of float
+        The K geodesic drifts ``d_g(f(x_a), f(x'))`` per region, radians in [0, pi].
+    score_drop_high, score_drop_low : tuple of float
+        The K score drops ``s(x_a, x_b) - s(x', x_b)`` per region, in [-2, 2].
+    d_high_rad, d_low_rad, sd_high_rad, sd_low_rad, margin_rad : float or None
+        Means and SDs (ddof=1) of the drifts; ``margin = d_high - d_low``.
+    pairwise_violation_frac : float or None
+        Share of the K x K comparisons with ``d_high_i <= d_low_j``, in [0, 1].
+    """
+
+    pair_id: str
+    model: str
+    method: str
+    is_genuine: bool
+    status: Status
+    status_reason: str | None
+    falsified: bool
+    score_clean: float | None
+    n_high_px: int | None
+    n_low_px: int | None
+    n_boundary_ties: int | None
+    drift_high_rad: tuple[float, ...]
+    drift_low_rad: tuple[float, ...]
+    score_drop_high: tuple[float, ...]
+    score_drop_low: tuple[float, ...]
+    d_high_rad: float | None
+    d_low_rad: float | None
+    sd_high_rad: float | None
+    sd_low_rad: float | None
+    margin_rad: float | None
+    pairwise_violation_frac: float | None
+
+    def __post_init__(self) -> None:
+        if not _STATUS_RE.match(self.status):
+            raise ValueError(f"record status {self.status!r} is not valid|trivial|error:<Type>")
+        if self.score_clean is not None:
+            _check_range("score_clean", self.score_clean, -1 - _SCORE_SLACK, 1 + _SCORE_SLACK)
+        if self.status == "valid":
+            self._check_valid()
+        else:
+            self._check_not_valid()
+
+    def _check_valid(self) -> None:
+        if self.status_reason is not None:
+            raise ValueError("a valid record has no status_reason")
+        k = len(self.drift_high_rad)
+        lengths = {len(self.drift_low_rad), len(self.score_drop_high), len(self.score_drop_low)}
+        if k < 2 or lengths != {k}:
+            raise ValueError(f"a valid record needs K >= 2 draws per region, equal lengths; "
+                             f"got {k} and {sorted(lengths)}")
+        for name in ("drift_high_rad", "drift_low_rad"):
+            for value in getattr(self, name):
+                _check_range(name, value, 0.0, _PI + _ANGLE_SLACK)
+        for name in ("score_drop_high", "score_drop_low"):
+            for value in getattr(self, name):
+                _check_range(name, value, -2 - _SCORE_SLACK, 2 + _SCORE_SLACK)
+        for name in ("d_high_rad", "d_low_rad", "sd_high_rad", "sd_low_rad"):
+            value = getattr(self, name)
+            if value is None:
+                raise ValueError(f"a valid record needs {name}")
+            _check_range(name, value, 0.0, _PI + _ANGLE_SLACK)
+        if self.margin_rad is None or self.pairwise_violation_frac is None:
+            raise ValueError("a valid record needs margin_rad and pairwise_violation_frac")
+        _check_range("margin_rad", self.margin_rad, -_PI - _ANGLE_SLACK, _PI + _ANGLE_SLACK)
+        _check_range("pairwise_violation_frac", self.pairwise_violation_frac, 0.0, 1.0)
+        for name in ("n_high_px", "n_low_px", "n_boundary_ties"):
+            value = getattr(self, name)
+            if value is None or value < 0:
+                raise ValueError(f"a valid record needs {name} >= 0, got {value!r}")
+        if not self.n_high_px or not self.n_low_px:
+            raise ValueError("a valid record has non-empty regions")
+
+    def _check_not_valid(self) -> None:
+        if not self.status_reason:
+            raise ValueError(f"a {self.status} record needs a status_reason")
+        if not self.falsified:
+            raise ValueError(f"a {self.status} record counts as falsified (intention-to-treat)")
+        measured = (self.drift_high_rad, self.drift_low_rad, self.score_drop_high,
+                    self.score_drop_low)
+        if any(measured) or self.margin_rad is not None:
+            raise ValueError(f"a {self.status} record carries no drift measurements")
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (tuples become lists)."""
+        row = asdict(self)
+        for name in ("drift_high_rad", "drift_low_rad", "score_drop_high", "score_drop_low"):
+            row[name] = list(row[name])
+        return row
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> PairRecord:
+        """Rebuild a record; the keys must match exactly (no defaulted lookups)."""
+        expected = {f.name for f in fields(cls)}
+        if set(row) != expected:
+            missing, extra = sorted(expected - set(row)), sorted(set(row) - expected)
+            raise ValueError(f"record keys mismatch: missing {missing}, unexpected {extra}")
+        values = dict(row)
+        for name in ("drift_high_rad", "drift_low_rad", "score_drop_high", "score_drop_low"):
+            values[name] = tuple(float(v) for v in row[name])
+        return cls(**values)
