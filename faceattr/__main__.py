@@ -1,0 +1,5 @@
+"""``python -m faceattr``."""
+
+from faceattr.cli import main
+
+raise SystemExit(main())

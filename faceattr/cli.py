@@ -1,0 +1,88 @@
+"""``faceattr`` command line: the one place that wires every stage together.
+
+Exit codes: 0 ok; 1 a claim failed (or a gate failed); 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from faceattr.config import ProtocolError
+
+__all__ = ["main"]
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from faceattr.experiments.run import run_protocol
+    from faceattr.protocol import load_protocol
+
+    folder = run_protocol(load_protocol(Path(args.protocol)), Path(args.reports_dir),
+                          threads=args.threads, progress=not args.quiet)
+    print(folder.root)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from faceattr.report import render_report
+
+    print(render_report(Path(args.run_dir)))
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    suite = Path(args.suite)
+    if not (suite / "conftest.py").exists():
+        raise ValueError(f"{suite}: no validation suite here; run from the faceattr checkout "
+                         "or pass --suite PATH/validation")
+    command = [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider",
+               "--reports-dir", args.reports_dir, "--threads", str(args.threads),
+               "-q" if args.quiet else "-v"]
+    for protocol in args.protocol:
+        command += ["--protocol", protocol]
+    code = subprocess.call(command)
+    return {0: 0, 1: 1}.get(code, 2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faceattr", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--reports-dir", default="reports", help="run folders (default reports)")
+    common.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1; set it deliberately)")
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    run = sub.add_parser("run", parents=[common], help="run a protocol into a run folder")
+    run.add_argument("protocol", help="protocol TOML")
+    run.set_defaults(func=_cmd_run)
+    report = sub.add_parser("report", help="render report.html from a run folder")
+    report.add_argument("run_dir")
+    report.set_defaults(func=_cmd_report)
+    validate = sub.add_parser("validate", parents=[common],
+                              help="run protocols and check their claims (the gate)")
+    validate.add_argument("protocol", nargs="*", help="protocol TOMLs (default: the suite's)")
+    validate.add_argument("--suite", default="validation", help="validation suite folder")
+    validate.set_defaults(func=_cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = _parser().parse_args(argv)
+    if hasattr(args, "threads"):
+        torch.set_num_threads(args.threads)
+    try:
+        code: int = args.func(args)
+    except (ProtocolError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"faceattr: error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""The HTML report, rendered only from a run's artefacts (PITFALLS.md #18).
+
+Reads ``summary.json``, ``claims.json``, ``records.jsonl``, ``manifest.json`` and
+``provenance.json``; prints the SHA-256 of each, so every number can be traced to a file.
+Never imports models, attribution or falsification.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape  # noqa: E402
+
+from faceattr.io import atomic_write_text, read_json, read_jsonl  # noqa: E402
+
+__all__ = ["ARTEFACTS", "render_report"]
+
+ARTEFACTS = ("protocol.json", "manifest.json", "records.jsonl", "summary.json",
+             "provenance.json", "claims.json")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _forest_plot_png(methods: Sequence[dict[str, Any]]) -> str:
+    """FR per method with intervals, ITT and valid-only side by side; base64 PNG."""
+    fig, ax = plt.subplots(figsize=(6.5, 0.55 * len(methods) + 1.2), dpi=100)
+    for row, entry in enumerate(methods):
+        for offset, key, colour in ((-0.12, "fr_itt", "#1f4e79"), (0.12, "fr_valid", "#c55a11")):
+            interval = entry[key]
+            if interval is None:
+                continue
+            ax.errorbar(interval["estimate"], row + offset, fmt="o", color=colour,
+                        xerr=[[interval["estimate"] - interval["low"]],
+                              [interval["high"] - interval["estimate"]]], capsize=3,
+                        label=key if row == 0 else None)
+    ax.set_yticks(range(len(methods)), [m["method"] for m in methods])
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xlabel("falsification rate (fraction of pairs)")
+    ax.invert_yaxis()
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _ledger(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Status counts per (model, method) from the raw records."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for row in records:
+        key = (row["model"], row["method"])
+        bucket = counts.setdefault(key, {})
+        bucket[row["status"]] = bucket.get(row["status"], 0) + 1
+    return [{"model": m, "method": k, "statuses": sorted(v.items())}
+            for (m, k), v in sorted(counts.items())]
+
+
+def render_report(run_dir: Path) -> Path:
+    """Render ``report.html`` in ``run_dir`` from its artefacts and return its path."""
+    missing = [name for name in ARTEFACTS if not (run_dir / name).exists()]
+    if missing:
+        raise ValueError(f"{run_dir}: cannot render a report without {', '.join(missing)}; "
+                         "run the protocol and the validation suite first")
+    summary = read_json(run_dir / "summary.json")
+    claims = read_json(run_dir / "claims.json")
+    records = read_jsonl(run_dir / "records.jsonl")
+    methods = [summary["methods"][k] for k in sorted(summary["methods"])]
+    env = Environment(loader=PackageLoader("faceattr", "report/templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    html = env.get_template("report.html.j2").render(
+        summary=summary, claims=claims, methods=methods, ledger=_ledger(records),
+        forest_png=_forest_plot_png(methods),
+        provenance=read_json(run_dir / "provenance.json"),
+        artefacts=[(name, _sha256(run_dir / name)) for name in ARTEFACTS])
+    out = run_dir / "report.html"
+    atomic_write_text(out, html)
+    return out

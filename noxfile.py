@@ -1,0 +1,54 @@
+"""nox sessions for faceattr: tests, validate (the gate), lint, bench."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.needs_version = ">=2024.3.2"
+# pip, not uv: pip's configuration on these machines finds the local CPU build of torch.
+nox.options.default_venv_backend = "virtualenv"
+nox.options.reuse_venv = "yes"  # a second run does not reinstall torch
+nox.options.sessions = ["tests", "lint"]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+# The CPU wheel on local disk; override where another torch build is wanted.
+TORCH_SPEC = os.environ.get("FACEATTR_TORCH_SPEC", "torch==2.13.0")
+THREADS_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _install(session: nox.Session, *groups: str) -> None:
+    session.install(TORCH_SPEC)
+    session.install("-e", ".")
+    if groups:
+        session.install(*nox.project.dependency_groups(PYPROJECT, *groups))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the unit and property tests (tests/)."""
+    _install(session, "test")
+    session.run("pytest", "tests", "-p", "no:cacheprovider", *session.posargs, env=THREADS_ENV)
+
+
+@nox.session(default=False)
+def validate(session: nox.Session) -> None:
+    """Run the default protocols end to end, check every claim, write reports/<run>/report.html."""
+    _install(session, "test")
+    session.run("pytest", "validation", "-v", "-p", "no:cacheprovider", *session.posargs,
+                env=THREADS_ENV)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff and mypy --strict on faceattr."""
+    _install(session, "lint")
+    session.run("ruff", "check", "faceattr", "tests", "validation", "noxfile.py")
+    session.run("mypy", "--strict", "faceattr")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks as ratios measured in one run (filled by the performance issue)."""
+    session.error("bench is not implemented yet: see the performance issue (#11)")

@@ -1,0 +1,50 @@
+"""Builders of hand-made records and run summaries for claim tests."""
+
+from __future__ import annotations
+
+from faceattr.data.pairs import Pair
+from faceattr.experiments.summary import GateResult, RunSummary, summarise_method
+from faceattr.falsification.engine import failed_record
+from faceattr.records import PairRecord
+
+
+def pair(i: int) -> Pair:
+    return Pair(pair_id=f"p{i:04d}", image_a=f"a{i}", image_b=f"b{i}", identity_a=str(i),
+                identity_b=str(i), is_genuine=True)
+
+
+def valid(i: int, method: str, falsified: bool) -> PairRecord:
+    high, low = ((0.2, 0.3), (0.5, 0.6)) if falsified else ((1.0, 1.2), (0.1, 0.2))
+    d_high, d_low = sum(high) / 2, sum(low) / 2
+    return PairRecord(
+        pair_id=pair(i).pair_id, model="m", method=method, is_genuine=True, status="valid",
+        status_reason=None, falsified=falsified, score_clean=0.7, n_high_px=10, n_low_px=10,
+        n_boundary_ties=0, drift_high_rad=high, drift_low_rad=low, score_drop_high=(0.1, 0.1),
+        score_drop_low=(0.0, 0.0), d_high_rad=d_high, d_low_rad=d_low, sd_high_rad=0.07,
+        sd_low_rad=0.07, margin_rad=d_high - d_low,
+        pairwise_violation_frac=1.0 if falsified else 0.0)
+
+
+def records(method: str, *, n_falsified: int, n_passed: int, n_trivial: int = 0,
+            n_error: int = 0) -> list[PairRecord]:
+    out = [valid(i, method, True) for i in range(n_falsified)]
+    out += [valid(n_falsified + i, method, False) for i in range(n_passed)]
+    start = n_falsified + n_passed
+    out += [failed_record(pair(start + i), "m", method, "trivial", "constant map", 0.5)
+            for i in range(n_trivial)]
+    start += n_trivial
+    out += [failed_record(pair(start + i), "m", method, "error:RuntimeError", "boom", 0.5)
+            for i in range(n_error)]
+    return out
+
+
+def run(method_records: dict[str, list[PairRecord]], *, auc: float = 0.99) -> RunSummary:
+    methods = {name: summarise_method(rows, alpha=0.05, interval_method="wilson")
+               for name, rows in method_records.items()}
+    n_pairs = len(next(iter(method_records.values())))
+    return RunSummary(run_name="test-run", protocol_sha256="0" * 64, manifest_sha256="1" * 64,
+                      seed=0, n_pairs=n_pairs,
+                      gate=GateResult(model="m", auc=auc, n_genuine=n_pairs // 2,
+                                      n_impostor=n_pairs - n_pairs // 2, min_auc=0.95,
+                                      passed=auc >= 0.95),
+                      methods=methods)

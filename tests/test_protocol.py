@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faceattr.protocol import ProtocolError, load_protocol, parse_protocol
+
+SHIPPED = Path(__file__).parents[1] / "validation" / "protocols" / "synthetic.toml"
+
+
+def _raw() -> dict[str, Any]:
+    return tomllib.loads(SHIPPED.read_text(encoding="utf-8"))
+
+
+def test_shipped_protocol_loads() -> None:
+    protocol = load_protocol(SHIPPED)
+    assert protocol.name == "synthetic"
+    assert {m.id for m in protocol.methods} == {"saliency", "oracle", "inverted", "random",
+                                                "constant"}
+    assert protocol.run_name.startswith("synthetic-")
+
+
+def test_execution_settings_do_not_change_the_content_hash() -> None:
+    raw = _raw()
+    raw["execution"]["pairs_per_batch"] = 7
+    assert parse_protocol(raw, "x.toml").content_sha256 == load_protocol(SHIPPED).content_sha256
+    raw["protocol"]["seed"] = 1
+    assert parse_protocol(raw, "x.toml").content_sha256 != load_protocol(SHIPPED).content_sha256
+
+
+@pytest.mark.parametrize(("path", "value", "match"), [
+    (("falsification", "q_frac"), 10, r"q_frac = 10 is not allowed; expected a fraction in "
+                                      r"\(0, 0.5\] — a fraction, not a percent"),
+    (("falsification", "fill"), "blur", r"fill = 'blur' is not allowed; expected one of"),
+    (("falsification", "k_per_region"), 1, r"k_per_region = 1 is not allowed"),
+    (("protocol", "alpha"), 5, r"alpha = 5 is not allowed"),
+    (("data", "genuine_fraction"), 50, r"genuine_fraction = 50 is not allowed"),
+    (("model", "name"), "resnet50", r"name = 'resnet50' is not allowed"),
+])
+def test_bad_values_are_one_line_errors(path: tuple[str, str], value: object, match: str) -> None:
+    raw = _raw()
+    raw[path[0]][path[1]] = value
+    with pytest.raises(ProtocolError, match=match) as info:
+        parse_protocol(raw, "bad.toml")
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_key_is_named() -> None:
+    raw = _raw()
+    raw["falsification"]["k_per_regoin"] = 32
+    with pytest.raises(ProtocolError, match=r"\[falsification\]: unknown key 'k_per_regoin'"):
+        parse_protocol(raw, "bad.toml")
+
+
+def test_unknown_method_is_named() -> None:
+    raw = _raw()
+    raw["methods"].append({"method": "biometric_saliency"})
+    with pytest.raises(ProtocolError, match="method = 'biometric_saliency' is not registered"):
+        parse_protocol(raw, "bad.toml")
+
+
+def test_claim_on_undeclared_method_is_refused() -> None:
+    raw = _raw()
+    raw["claims"].append({"kind": "fr_at_most", "method": "grad_cam", "threshold": 0.1})
+    with pytest.raises(ProtocolError, match="method = 'grad_cam' is not allowed"):
+        parse_protocol(raw, "bad.toml")
+
+
+def test_missing_file_is_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(ProtocolError, match="protocol file not found"):
+        load_protocol(tmp_path / "nope.toml")

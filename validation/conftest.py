@@ -1,0 +1,147 @@
+"""The pre-submission gate: every claim a protocol declares is one parametrized check.
+
+Usage: ``pytest validation [--protocol PATH ...] [--reports-dir DIR]``. Each protocol is run
+first when its run folder is missing or incomplete (a changed protocol has a new folder).
+At the end, ``claims.json`` and ``report.html`` are written into each run folder (on the
+controller process only, under xdist).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+
+from faceattr.claims import CLAIM_KINDS, ClaimResult, evaluate_claim
+from faceattr.claims.ledger import claims_document, write_claims
+from faceattr.experiments.run import RunFolder, load_summary, run_protocol
+from faceattr.experiments.summary import RunSummary
+from faceattr.protocol import ClaimSpec, Protocol, load_protocol
+from faceattr.report import render_report
+
+PROTOCOL_DIR = Path(__file__).parent / "protocols"
+DEFAULT_PROTOCOLS = ("synthetic.toml",)
+
+
+@dataclass
+class _Session:
+    protocols: list[Protocol]
+    reports_dir: Path
+    threads: int
+    runs: dict[str, tuple[RunFolder, RunSummary]] = field(default_factory=dict)
+    results: dict[str, dict[str, ClaimResult]] = field(default_factory=dict)
+    errors: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+_STATE: dict[str, _Session] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("faceattr")
+    group.addoption("--protocol", action="append", default=[], metavar="PATH",
+                    help="protocol TOML to validate (repeatable); default: "
+                         + ", ".join(DEFAULT_PROTOCOLS))
+    group.addoption("--reports-dir", default="reports", metavar="DIR",
+                    help="where run folders live (default: reports)")
+    group.addoption("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    paths = [Path(p) for p in config.getoption("--protocol")] or \
+        [PROTOCOL_DIR / name for name in DEFAULT_PROTOCOLS]
+    threads = int(config.getoption("--threads"))
+    torch.set_num_threads(threads)
+    _STATE["session"] = _Session(protocols=[load_protocol(p) for p in paths],
+                                 reports_dir=Path(config.getoption("--reports-dir")),
+                                 threads=threads)
+
+
+def _session() -> _Session:
+    return _STATE["session"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "claim" not in metafunc.fixturenames:
+        return
+    family = metafunc.module.CLAIM_FAMILY
+    cases = [(protocol, spec) for protocol in _session().protocols for spec in protocol.claims
+             if CLAIM_KINDS[spec.kind].family == family]
+    metafunc.parametrize("claim", cases, ids=[f"{p.name}:{s.id}" for p, s in cases])
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    del session, config
+    families = {getattr(item.module, "CLAIM_FAMILY", None) for item in items
+                if isinstance(item, pytest.Function)}
+    for protocol in _session().protocols:
+        for spec in protocol.claims:
+            family = CLAIM_KINDS[spec.kind].family
+            if family not in families and not items:
+                continue
+            if family not in families:
+                raise pytest.UsageError(f"claim {spec.id} of {protocol.name} has family "
+                                        f"{family!r}, which no validation module checks")
+
+
+def _run(protocol: Protocol) -> tuple[RunFolder, RunSummary]:
+    state = _session()
+    if protocol.source_path not in state.runs:
+        folder = run_protocol(protocol, state.reports_dir, threads=state.threads, progress=True)
+        state.runs[protocol.source_path] = (folder, load_summary(folder))
+    return state.runs[protocol.source_path]
+
+
+@pytest.fixture
+def judge() -> Callable[[tuple[Protocol, ClaimSpec]], ClaimResult]:
+    """Judge a declared claim on its protocol's run and record the verdict for the report."""
+
+    def _judge(case: tuple[Protocol, ClaimSpec]) -> ClaimResult:
+        protocol, spec = case
+        state = _session()
+        try:
+            _, summary = _run(protocol)
+            result = evaluate_claim(spec.id, spec.kind, spec.params_dict(), summary)
+        except Exception as exc:
+            state.errors.setdefault(protocol.source_path, {})[spec.id] = \
+                f"{type(exc).__name__}: {exc}"
+            raise
+        state.results.setdefault(protocol.source_path, {})[spec.id] = result
+        return result
+
+    return _judge
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    del exitstatus
+    if hasattr(session.config, "workerinput") or "session" not in _STATE:
+        return
+    state = _session()
+    for protocol in state.protocols:
+        if protocol.source_path not in state.runs:
+            continue
+        folder, summary = state.runs[protocol.source_path]
+        document = claims_document(summary.run_name, protocol.content_sha256,
+                                   [s.id for s in protocol.claims],
+                                   state.results.get(protocol.source_path, {}),
+                                   state.errors.get(protocol.source_path, {}))
+        write_claims(folder.claims, document)
+        report = render_report(folder.root)
+        verdict = "PASSED" if document["gate_passed"] else "FAILED"
+        session.config.stash[_REPORT_LINES] = [
+            *session.config.stash.get(_REPORT_LINES, []),
+            f"{protocol.name}: gate {verdict} ({document['n_passed']}/"
+            f"{document['n_declared']} claims); report: {report}"]
+
+
+_REPORT_LINES = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
+    del exitstatus
+    for line in config.stash.get(_REPORT_LINES, []):
+        terminalreporter.write_line(line)
