@@ -5,6 +5,7 @@ from __future__ import annotations
 from faceattr.data.pairs import Pair
 from faceattr.experiments.summary import GateResult, RunSummary, summarise_method
 from faceattr.falsification.engine import failed_record
+from faceattr.models.base import VerificationModel
 from faceattr.records import PairRecord
 
 
@@ -48,3 +49,76 @@ def run(method_records: dict[str, list[PairRecord]], *, auc: float = 0.99) -> Ru
                                       n_impostor=n_pairs - n_pairs // 2, min_auc=0.95,
                                       passed=auc >= 0.95),
                       methods=methods)
+
+
+SMALL_PROTOCOL = """
+[protocol]
+name = "small"
+description = "A small synthetic run for tests."
+seed = {seed}
+alpha = 0.05
+interval_method = "wilson"
+
+[data]
+source = "synthetic"
+world_seed = 0
+n_pairs = {n_pairs}
+genuine_fraction = 0.5
+first_identity = 1000
+
+[model]
+name = "synthetic_cnn"
+min_auc = 0.5
+
+[falsification]
+regions = "quantile"
+q_frac = 0.10
+k_per_region = {k}
+fill = "mean"
+perturbation_sigma = 0.02
+verdict = "simple"
+
+[execution]
+pairs_per_batch = {pairs_per_batch}
+forward_chunk = 64
+
+{methods}
+
+{claims}
+"""
+
+METHODS = {
+    "saliency": '[[methods]]\nmethod = "saliency"\n',
+    "oracle": '[[methods]]\nmethod = "oracle"\n',
+    "inverted": '[[methods]]\nid = "inverted"\nmethod = "inverted"\nof = "oracle"\n',
+    "random": '[[methods]]\nmethod = "random"\n',
+    "constant": '[[methods]]\nmethod = "constant"\n',
+}
+
+
+def small_protocol(*, seed: int = 5, n_pairs: int = 12, k: int = 6, pairs_per_batch: int = 5,
+                   methods: tuple[str, ...] = ("saliency", "oracle", "inverted", "random",
+                                               "constant"),
+                   claims: str = "") -> str:
+    return SMALL_PROTOCOL.format(seed=seed, n_pairs=n_pairs, k=k, pairs_per_batch=pairs_per_batch,
+                                 methods="\n".join(METHODS[m] for m in methods), claims=claims)
+
+
+def tiny_model(seed: int = 0) -> VerificationModel:
+    # a small random conv net, initialised from an explicit generator (no global RNG)
+    import torch
+    from torch import nn
+
+    from faceattr.rng import torch_generator
+
+    with torch.device("meta"):
+        network = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+                                nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(),
+                                nn.Flatten(), nn.Linear(8 * 4 * 4, 16))
+    network = network.to_empty(device="cpu")
+    generator = torch_generator(seed, "tiny_model")
+    for parameter in network.parameters():
+        nn.init.normal_(parameter, std=0.3, generator=generator)
+    return VerificationModel(name="tiny", network=network.eval(), input_size_px=16,
+                             pixel_mean=0.0, pixel_scale=255.0, weights_sha256="0" * 64)
+

@@ -1,0 +1,56 @@
+# The report renders from artefacts only, escapes hostile strings, and shows every claim.
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from faceattr.claims import evaluate_claim
+from faceattr.claims.ledger import claims_document, write_claims
+from faceattr.io import append_jsonl_line, write_json
+from faceattr.report import render_report
+from tests.helpers import records, run
+
+HOSTILE = '<script>alert("x")</script>'
+
+
+def _artefacts(root: Path, method: str) -> None:
+    rows = records(method, n_falsified=3, n_passed=7, n_trivial=2)
+    summary = run({method: rows})
+    for row in rows:
+        append_jsonl_line(root / "records.jsonl", row.to_json())
+    write_json(root / "summary.json", summary.to_json())
+    write_json(root / "protocol.json", {"name": "t"})
+    write_json(root / "manifest.json", {"pairs": []})
+    write_json(root / "provenance.json", {"seed": 0, "packages": {"torch": "2.13.0"}})
+    result = evaluate_claim(f"control:{method}:fr<=0.05", "fr_at_most",
+                            {"method": method, "threshold": 0.05}, summary)
+    write_claims(root / "claims.json", claims_document(
+        "t", "0" * 64, [result.claim_id, "control:missing"], {result.claim_id: result}, {}))
+
+
+def test_hostile_strings_are_escaped(tmp_path: Path) -> None:
+    _artefacts(tmp_path, HOSTILE)
+    html = render_report(tmp_path).read_text()
+    assert HOSTILE not in html
+    assert "&lt;script&gt;alert(" in html
+
+
+def test_every_declared_claim_and_section_is_present(tmp_path: Path) -> None:
+    _artefacts(tmp_path, "saliency")
+    html = render_report(tmp_path).read_text()
+    assert 'data-claim-id="control:saliency:fr&lt;=0.05"' in html
+    assert 'data-claim-id="control:missing"' in html  # declared but never judged: shown
+    assert "NOT RUN" in html
+    assert "GATE FAILED" in html
+    for section in ('id="claims"', 'id="fr"', 'id="forest"', 'id="ledger"', 'id="provenance"',
+                    'id="artefacts"', "data:image/png;base64,"):
+        assert section in html
+    assert "http://" not in html and "https://" not in html  # self-contained
+
+
+def test_missing_artefact_is_one_line_error(tmp_path: Path) -> None:
+    _artefacts(tmp_path, "saliency")
+    (tmp_path / "claims.json").unlink()
+    with pytest.raises(ValueError, match="cannot render a report without claims.json"):
+        render_report(tmp_path)

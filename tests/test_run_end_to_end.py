@@ -1,0 +1,103 @@
+# A protocol run end to end on the synthetic world: determinism, resume, the gate.
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from faceattr.experiments.run import load_records, run_protocol
+from faceattr.protocol import load_protocol
+from tests.helpers import small_protocol
+
+REPO = Path(__file__).parents[1]
+
+
+def _run(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    folder = run_protocol(load_protocol(path), tmp_path / name, progress=False)
+    return folder.root
+
+
+def test_same_seed_same_bytes_whatever_batch_size_and_method_order(tmp_path: Path) -> None:
+    first = _run(tmp_path, "a", small_protocol(pairs_per_batch=5))
+    second = _run(tmp_path, "b", small_protocol(
+        pairs_per_batch=3, methods=("constant", "random", "inverted", "oracle", "saliency")))
+    assert (first / "records.jsonl").read_bytes() == (second / "records.jsonl").read_bytes()
+    assert (first / "summary.json").read_bytes() == (second / "summary.json").read_bytes()
+
+
+def test_different_seed_changes_the_stochastic_fields(tmp_path: Path) -> None:
+    a = _run(tmp_path, "a", small_protocol(seed=5, methods=("random",)))
+    b = _run(tmp_path, "b", small_protocol(seed=6, methods=("random",)))
+    assert (a / "records.jsonl").read_bytes() != (b / "records.jsonl").read_bytes()
+
+
+def test_every_pair_has_a_status_and_constant_maps_are_trivial(tmp_path: Path) -> None:
+    from faceattr.experiments.run import RunFolder
+
+    records = load_records(RunFolder(_run(tmp_path, "a", small_protocol(n_pairs=8))))
+    assert len(records) == 8 * 5
+    assert {r.status for r in records if r.method == "constant"} == {"trivial"}
+    assert all(r.falsified for r in records if r.method == "constant")
+    assert {r.status for r in records if r.method == "oracle"} == {"valid"}
+
+
+def test_a_killed_run_resumes_to_the_same_bytes(tmp_path: Path) -> None:
+    whole = _run(tmp_path, "whole", small_protocol())
+    text = small_protocol()
+    path = tmp_path / "crash.toml"
+    path.write_text(text, encoding="utf-8")
+    protocol = load_protocol(path)
+    folder = run_protocol(protocol, tmp_path / "crash", progress=False)
+    # simulate a crash: no summary, 23 complete lines and a torn 24th
+    lines = folder.records.read_text(encoding="utf-8").splitlines(keepends=True)
+    folder.records.write_text("".join(lines[:23]) + lines[23][:40], encoding="utf-8")
+    folder.summary.unlink()
+    resumed = run_protocol(protocol, tmp_path / "crash", progress=False)
+    assert resumed.records.read_bytes() == (whole / "records.jsonl").read_bytes()
+    assert json.loads(resumed.timing.read_text())["resumed_pairs"] == 4
+
+
+def test_a_different_protocol_never_overwrites_a_run_folder(tmp_path: Path) -> None:
+    root = _run(tmp_path, "a", small_protocol())
+    (root / "protocol.json").write_text('{"other": 1}', encoding="utf-8")
+    path = tmp_path / "a.toml"
+    with pytest.raises(ValueError, match="holds a run of a different protocol"):
+        run_protocol(load_protocol(path), tmp_path / "a", progress=False)
+
+
+DEFECT_CLAIMS = """
+[[claims]]
+kind = "fr_at_most"
+method = "oracle"
+threshold = 0.5
+
+[[claims]]
+kind = "fr_at_most"
+method = "inverted"
+threshold = 0.05
+"""
+
+
+def test_planted_defect_fails_the_gate_and_the_report_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "defect.toml"
+    path.write_text(small_protocol(methods=("oracle", "inverted"), claims=DEFECT_CLAIMS),
+                    encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(REPO / "validation"), "-p", "no:cacheprovider",
+         "-q", "--protocol", str(path), "--reports-dir", str(tmp_path / "reports")],
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 failed, 1 passed" in done.stdout
+    (run_dir,) = (tmp_path / "reports").iterdir()
+    claims = json.loads((run_dir / "claims.json").read_text())
+    outcomes = {c["claim_id"]: c["outcome"] for c in claims["claims"]}
+    assert outcomes == {"control:oracle:fr<=0.5": "passed", "control:inverted:fr<=0.05": "failed"}
+    assert claims["gate_passed"] is False
+    html = (run_dir / "report.html").read_text()
+    assert "GATE FAILED" in html
+    assert "control:inverted:fr&lt;=0.05: failed" in html
