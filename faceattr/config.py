@@ -123,4 +123,5 @@ class TableReader:
         unknown = sorted(set(self._table) - self._read)
         if unknown:
             allowed = ", ".join(sorted(self._read))
-            raise ProtocolError(f"{self._where}: unknown key {unknown[0]!r}; allowed keys: {allowed}")
+            raise ProtocolError(f"{self._where}: unknown key {unknown[0]!r}; "
+                                f"allowed keys: {allowed}")

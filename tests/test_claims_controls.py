@@ -32,7 +32,8 @@ def test_oracle_claim_fails_when_oracle_is_often_falsified() -> None:
     rows = _healthy() | {"oracle": records("oracle", n_falsified=20, n_passed=180)}
     result = evaluate_claim("c", "fr_at_most", ORACLE, run(rows))
     assert not result.passed
-    # Wilson upper bound of 20/200 by hand: (0.1 + z^2/2n + z*sqrt(0.1*0.9/n + z^2/4n^2)) / (1 + z^2/n)
+    # Wilson upper bound of 20/200 by hand, z = 1.959964:
+    # (0.1 + z^2/2n + z*sqrt(0.1*0.9/n + z^2/4n^2)) / (1 + z^2/n)
     assert result.observed == pytest.approx(0.149406, abs=1e-6)
 
 

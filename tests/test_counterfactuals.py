@@ -23,7 +23,8 @@ def test_only_the_region_changes(fill: str) -> None:
     flat = out.reshape(3, 3, 64)
     np.testing.assert_array_equal(flat[:, :, outside], np.broadcast_to(
         image.reshape(3, 64)[:, outside], (3, 3, outside.size)))
-    assert (flat >= 0).all() and (flat <= 1).all()
+    assert (flat >= 0).all()
+    assert (flat <= 1).all()
     expected = image.reshape(3, -1).mean(axis=1) if fill == "mean" else np.zeros(3)
     np.testing.assert_allclose(flat[:, :, region].mean(axis=(0, 2)), expected, atol=0.05)
 

@@ -90,7 +90,8 @@ class VerificationScoreModule(nn.Module):
 
     def forward(self, probes: torch.Tensor) -> torch.Tensor:
         """Return the verification score of each probe against its partner."""
-        partner: torch.Tensor = self.partner
+        partner = self.partner
+        assert isinstance(partner, torch.Tensor)
         return verification_score(self._model.embed(probes), partner)
 
 

@@ -61,7 +61,10 @@ class LoadedImage:
 class PairSource(Protocol):
     """What a data source provides to a run."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Source name (used in pair ids and the manifest)."""
+        ...
 
     def pairs(self) -> list[Pair]:
         """Return the source's pairs in a deterministic order."""

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["package_versions", "provenance", "git_commit"]
+__all__ = ["git_commit", "package_versions", "provenance"]
 
 _PACKAGES = ("faceattr", "torch", "captum", "numpy", "scipy", "statsmodels", "jinja2",
              "matplotlib")

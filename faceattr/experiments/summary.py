@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from faceattr.records import PairRecord, is_error_status
-from faceattr.stats.proportions import ProportionInterval, proportion_interval
+from faceattr.stats.proportions import ProportionInterval, ProportionMethod, proportion_interval
 
 __all__ = ["GateResult", "MethodSummary", "RunSummary", "summarise_method"]
 
@@ -92,7 +92,7 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def summarise_method(records: Sequence[PairRecord], *, alpha: float,
-                     interval_method: str) -> MethodSummary:
+                     interval_method: ProportionMethod) -> MethodSummary:
     """Summarise the records of one (model, method)."""
     if not records:
         raise ValueError("no records to summarise")
@@ -103,7 +103,7 @@ def summarise_method(records: Sequence[PairRecord], *, alpha: float,
     valid = [r for r in records if r.status == "valid"]
     n_error = sum(is_error_status(r.status) for r in records)
     n_falsified = sum(r.falsified for r in records)
-    kind = "wilson" if interval_method == "wilson" else "clopper-pearson"
+    kind = interval_method
     fr_itt = proportion_interval(n_falsified, len(records), method=kind, alpha=alpha)
     fr_valid = (proportion_interval(sum(r.falsified for r in valid), len(valid), method=kind,
                                     alpha=alpha) if valid else None)

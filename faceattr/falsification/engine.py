@@ -23,7 +23,7 @@ from faceattr.models.base import VerificationModel, embed_batched
 from faceattr.records import PairRecord
 from faceattr.rng import numpy_generator
 
-__all__ = ["FalsificationSettings", "PairInputs", "falsify_maps", "failed_record"]
+__all__ = ["FalsificationSettings", "PairInputs", "failed_record", "falsify_maps"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape  # noqa: E402
+import matplotlib.pyplot as plt
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from faceattr.io import atomic_write_text, read_json, read_jsonl  # noqa: E402
+from faceattr.io import atomic_write_text, read_json, read_jsonl
 
 __all__ = ["ARTEFACTS", "render_report"]
 
