@@ -1,0 +1,423 @@
+"""The known-answer synthetic face world: identity lives only inside known regions.
+
+Each identity is a fixed set of feature parameters (eyes, nose, mouth: position, spacing, size,
+shape, tilt, colour, stripe texture, iris). Every image of an identity is rendered with freshly
+drawn *nuisance* (textured background, skin colour and texture, face oval, lighting gradient and
+gain, a shift of up to +-3 px and a scale in [0.9, 1.1] that move the features with the face, and
+Gaussian pixel noise with sigma in [0.01, 0.05]).
+
+The rendering has one property the validation harness relies on: for a fixed nuisance draw, the
+pixels outside the identity mask do not depend on the identity at all. Two identities rendered
+from the same nuisance generator state are bit-identical outside the union of their masks. The
+identity mask is the union of the feature shapes as rasterised (hard edges, no anti-aliasing),
+and it covers about 10 % of the image (``10 % * scale**2``, i.e. 8-12 %).
+
+All randomness comes from explicit generators; :func:`synthetic_face` keys them by
+``(world_seed, "synthetic", ...)`` through :mod:`faceattr.rng`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+from faceattr.rng import numpy_generator
+
+__all__ = [
+    "IDENTITY_MASK_FRACTION",
+    "IMAGE_SIZE_PX",
+    "FeatureParams",
+    "IdentityParams",
+    "SyntheticFace",
+    "identity_params",
+    "render_face",
+    "synthetic_batch",
+    "synthetic_face",
+]
+
+IMAGE_SIZE_PX: int = 64
+"""Side of every synthetic image, in pixels."""
+
+IDENTITY_MASK_FRACTION: float = 0.10
+"""Target share of the image covered by the identity mask at scale 1 (q = 0.10)."""
+
+Colour = tuple[float, float, float]
+FloatImage = NDArray[np.float64]
+
+_TARGET_AREA_PX = IDENTITY_MASK_FRACTION * IMAGE_SIZE_PX * IMAGE_SIZE_PX
+_FACE_CENTRE_Y_OFFSET_PX = 1.0  # the face oval sits slightly below the feature origin
+
+
+def _pixel_grid() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    ys, xs = np.meshgrid(np.arange(IMAGE_SIZE_PX, dtype=np.float64),
+                         np.arange(IMAGE_SIZE_PX, dtype=np.float64), indexing="ij")
+    ys.flags.writeable = False
+    xs.flags.writeable = False
+    return ys, xs
+
+
+_PIXEL_GRID = _pixel_grid()
+
+
+@dataclass(frozen=True)
+class SyntheticFace:
+    """One rendered synthetic face.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        float32 RGB image of shape (3, H, W) with values in [0, 1].
+    identity_mask : numpy.ndarray
+        bool array of shape (H, W): the pixels whose values depend on the identity.
+    """
+
+    image: NDArray[np.float32]
+    identity_mask: NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """Geometry and appearance of one facial feature, in face coordinates (pixels at scale 1).
+
+    Parameters
+    ----------
+    centre_y : float
+        Vertical position of the feature centre relative to the face origin (down is positive).
+    radius_x, radius_y : float
+        Semi-axes of the feature's superellipse.
+    exponent : float
+        Superellipse exponent ``p`` in ``|x/rx|**p + |y/ry|**p <= 1`` (2 is an ellipse).
+    colour : tuple of float
+        Base RGB colour in [0, 1].
+    stripe_freq : float
+        Stripe frequency in cycles per pixel.
+    stripe_angle : float
+        Stripe direction in radians.
+    stripe_amp : float
+        Stripe darkening amplitude in [0, 1).
+    stripe_phase : float
+        Stripe phase in radians.
+    """
+
+    centre_y: float
+    radius_x: float
+    radius_y: float
+    exponent: float
+    colour: Colour
+    stripe_freq: float
+    stripe_angle: float
+    stripe_amp: float
+    stripe_phase: float
+
+
+@dataclass(frozen=True)
+class IdentityParams:
+    """All identity-carrying parameters of one synthetic identity (41 numbers).
+
+    Parameters
+    ----------
+    identity : int
+        The identity index these parameters were drawn for.
+    eye : FeatureParams
+        The (mirror-symmetric) eye; ``centre_y`` is the eye height.
+    eye_half_spacing : float
+        Horizontal distance of each eye centre from the face midline, pixels.
+    eye_tilt : float
+        Eye rotation in radians (mirrored between the two eyes).
+    iris_radius_frac : float
+        Iris radius as a fraction of the eye's ``radius_y``.
+    iris_offset_frac : float
+        Horizontal iris offset as a fraction of the eye's ``radius_x`` (mirrored).
+    iris_colour : tuple of float
+        Iris RGB colour in [0, 1].
+    nose : FeatureParams
+        The nose, centred on the midline.
+    mouth : FeatureParams
+        The mouth, centred on the midline.
+    mouth_curve : float
+        Vertical displacement of the mouth corners in pixels (negative: smile).
+    """
+
+    identity: int
+    eye: FeatureParams
+    eye_half_spacing: float
+    eye_tilt: float
+    iris_radius_frac: float
+    iris_offset_frac: float
+    iris_colour: Colour
+    nose: FeatureParams
+    mouth: FeatureParams
+    mouth_curve: float
+
+
+def _superellipse_area_factor(exponent: float) -> float:
+    # Area of |x|**p + |y|**p <= 1 is 4 * Gamma(1 + 1/p)**2 / Gamma(1 + 2/p).
+    return 4.0 * math.gamma(1.0 + 1.0 / exponent) ** 2 / math.gamma(1.0 + 2.0 / exponent)
+
+
+def _colour(rng: np.random.Generator, low: float, high: float) -> Colour:
+    r, g, b = (float(c) for c in rng.uniform(low, high, size=3))
+    return (r, g, b)
+
+
+def _feature(rng: np.random.Generator, *, centre_y: float, area_px: float,
+             aspect: tuple[float, float], exponent: tuple[float, float]) -> FeatureParams:
+    # Draw order is fixed: aspect, exponent, colour, stripe (freq, angle, amp, phase).
+    ratio = float(rng.uniform(*aspect))  # radius_y / radius_x
+    p = float(rng.uniform(*exponent))
+    colour = _colour(rng, 0.05, 0.95)
+    stripe_freq = float(rng.uniform(0.12, 0.40))
+    stripe_angle = float(rng.uniform(0.0, math.pi))
+    stripe_amp = float(rng.uniform(0.15, 0.45))
+    stripe_phase = float(rng.uniform(0.0, 2.0 * math.pi))
+    radius_x = math.sqrt(area_px / (_superellipse_area_factor(p) * ratio))
+    return FeatureParams(centre_y=centre_y, radius_x=radius_x, radius_y=ratio * radius_x,
+                         exponent=p, colour=colour, stripe_freq=stripe_freq,
+                         stripe_angle=stripe_angle, stripe_amp=stripe_amp,
+                         stripe_phase=stripe_phase)
+
+
+@lru_cache(maxsize=4096)
+def identity_params(world_seed: int, identity: int) -> IdentityParams:
+    """Draw the identity-carrying parameters of one identity.
+
+    The feature areas are split by drawn shares of a fixed total, so every identity's mask covers
+    ``IDENTITY_MASK_FRACTION`` of the image at scale 1 (up to rasterisation and slight overlaps).
+
+    Parameters
+    ----------
+    world_seed : int
+        Seed of the synthetic world (non-negative).
+    identity : int
+        Identity index (non-negative). Training uses 0..199; evaluation uses >= 1000.
+
+    Returns
+    -------
+    IdentityParams
+        Drawn from ``numpy_generator(world_seed, "synthetic", "identity", identity)``; the same
+        arguments always give the same parameters.
+    """
+    rng = numpy_generator(world_seed, "synthetic", "identity", identity)
+    eye_share = float(rng.uniform(0.42, 0.52))  # both eyes together
+    nose_share = float(rng.uniform(0.16, 0.24))
+    mouth_share = 1.0 - eye_share - nose_share
+    eye_y = float(rng.uniform(-10.0, -7.0))
+    eye_half_spacing = float(rng.uniform(10.5, 13.0))
+    eye_tilt = float(rng.uniform(-0.25, 0.25))
+    iris_radius_frac = float(rng.uniform(0.35, 0.70))
+    iris_offset_frac = float(rng.uniform(-0.35, 0.35))
+    iris_colour = _colour(rng, 0.0, 1.0)
+    nose_y = float(rng.uniform(1.0, 3.5))
+    mouth_y = float(rng.uniform(14.0, 17.0))
+    mouth_curve = float(rng.uniform(-2.5, 2.5))
+    eye = _feature(rng, centre_y=eye_y, area_px=_TARGET_AREA_PX * eye_share / 2.0,
+                   aspect=(0.45, 0.80), exponent=(1.6, 3.5))
+    nose = _feature(rng, centre_y=nose_y, area_px=_TARGET_AREA_PX * nose_share,
+                    aspect=(1.2, 2.0), exponent=(1.4, 3.0))
+    mouth = _feature(rng, centre_y=mouth_y, area_px=_TARGET_AREA_PX * mouth_share,
+                     aspect=(0.25, 0.45), exponent=(1.6, 4.0))
+    return IdentityParams(identity=identity, eye=eye, eye_half_spacing=eye_half_spacing,
+                          eye_tilt=eye_tilt, iris_radius_frac=iris_radius_frac,
+                          iris_offset_frac=iris_offset_frac, iris_colour=iris_colour, nose=nose,
+                          mouth=mouth, mouth_curve=mouth_curve)
+
+
+def _upsample_bilinear(grid: FloatImage, size: int) -> FloatImage:
+    """Bilinearly upsample (C, g, g) to (C, size, size), corners aligned."""
+    g = grid.shape[-1]
+    t = np.linspace(0.0, g - 1.0, size)
+    i0 = np.minimum(np.floor(t).astype(np.intp), g - 2)
+    w = t - i0
+    rows = grid[:, i0, :] * (1.0 - w)[None, :, None] + grid[:, i0 + 1, :] * w[None, :, None]
+    out: FloatImage = rows[:, :, i0] * (1.0 - w)[None, None, :] + rows[:, :, i0 + 1] * w
+    return out
+
+
+def _stripes(lu: FloatImage, lv: FloatImage, feature: FeatureParams) -> FloatImage:
+    phase = 2.0 * math.pi * feature.stripe_freq * (
+        lu * math.cos(feature.stripe_angle) + lv * math.sin(feature.stripe_angle))
+    wave = 0.5 + 0.5 * np.sin(phase + feature.stripe_phase)
+    shade: FloatImage = 1.0 - feature.stripe_amp * wave
+    return shade
+
+
+def _inside(lu: FloatImage, lv: FloatImage, feature: FeatureParams) -> NDArray[np.bool_]:
+    p = feature.exponent
+    level = np.abs(lu / feature.radius_x) ** p + np.abs(lv / feature.radius_y) ** p
+    inside: NDArray[np.bool_] = level <= 1.0
+    return inside
+
+
+def _paint(image: FloatImage, where: NDArray[np.bool_], colour: Colour,
+           shade: FloatImage | float) -> None:
+    values = np.asarray(colour, dtype=np.float64)[:, None, None] * shade
+    image[:, where] = np.broadcast_to(values, image.shape)[:, where]
+
+
+def render_face(params: IdentityParams, *, rng: np.random.Generator) -> SyntheticFace:
+    """Render one image of an identity with nuisance drawn only from ``rng``.
+
+    The nuisance draws (their number and order) never depend on ``params``, so two identities
+    rendered from generators in the same state share every nuisance value and their images are
+    identical outside the union of their identity masks.
+
+    Parameters
+    ----------
+    params : IdentityParams
+        The identity to render (see :func:`identity_params`).
+    rng : numpy.random.Generator
+        Source of every nuisance draw; it is advanced.
+
+    Returns
+    -------
+    SyntheticFace
+        The float32 image (3, 64, 64) in [0, 1] and its identity mask (64, 64).
+    """
+    n = IMAGE_SIZE_PX
+    # --- nuisance, fixed draw order -------------------------------------------------------
+    shift_x, shift_y = (float(v) for v in rng.uniform(-3.0, 3.0, size=2))
+    scale = float(rng.uniform(0.9, 1.1))
+    skin = rng.uniform(0.25, 0.95, size=3)
+    face_rx = float(rng.uniform(22.0, 25.0))
+    face_ry = float(rng.uniform(27.0, 30.0))
+    skin_texture = rng.uniform(-0.08, 0.08, size=(3, 5, 5))
+    bg_colour = rng.uniform(0.0, 1.0, size=3)
+    bg_texture = rng.uniform(-0.25, 0.25, size=(3, 9, 9))
+    grating_freq = rng.uniform(0.03, 0.25, size=2)
+    grating_angle = rng.uniform(0.0, math.pi, size=2)
+    grating_phase = rng.uniform(0.0, 2.0 * math.pi, size=2)
+    grating_colour = rng.uniform(-0.15, 0.15, size=(2, 3))
+    gain = float(rng.uniform(0.75, 1.15))
+    light_strength = float(rng.uniform(0.0, 0.35))
+    light_angle = float(rng.uniform(0.0, 2.0 * math.pi))
+    noise_sigma = float(rng.uniform(0.01, 0.05))
+    noise = rng.standard_normal(size=(3, n, n))
+
+    # --- pixel grid and face coordinates (features move and scale with the face) -----------
+    centre = (n - 1) / 2.0
+    ys, xs = _PIXEL_GRID
+    u = (xs - centre - shift_x) / scale
+    v = (ys - centre - shift_y) / scale
+
+    # --- background ----------------------------------------------------------------------
+    image = np.empty((3, n, n), dtype=np.float64)
+    image[:] = bg_colour[:, None, None] + _upsample_bilinear(bg_texture, n)
+    for k in range(2):
+        wave = np.sin(2.0 * math.pi * grating_freq[k] * (
+            xs * math.cos(grating_angle[k]) + ys * math.sin(grating_angle[k])) + grating_phase[k])
+        image += grating_colour[k][:, None, None] * wave[None]
+
+    # --- face oval (skin) ------------------------------------------------------------------
+    face = (u / face_rx) ** 2 + ((v - _FACE_CENTRE_Y_OFFSET_PX) / face_ry) ** 2 <= 1.0
+    skin_image = skin[:, None, None] * (1.0 + _upsample_bilinear(skin_texture, n))
+    image[:, face] = skin_image[:, face]
+
+    # --- identity features (evaluated in each feature's bounding window only) ---------------
+    mask = np.zeros((n, n), dtype=np.bool_)
+
+    def window(cu: float, cv: float, half_u: float, half_v: float) -> tuple[slice, slice]:
+        x0 = centre + shift_x + scale * (cu - half_u)
+        x1 = centre + shift_x + scale * (cu + half_u)
+        y0 = centre + shift_y + scale * (cv - half_v)
+        y1 = centre + shift_y + scale * (cv + half_v)
+        return (slice(max(0, math.floor(y0) - 1), min(n, math.ceil(y1) + 2)),
+                slice(max(0, math.floor(x0) - 1), min(n, math.ceil(x1) + 2)))
+
+    eye = params.eye
+    eye_reach = math.hypot(eye.radius_x, eye.radius_y)
+    for side in (-1.0, 1.0):
+        rows, cols = window(side * params.eye_half_spacing, eye.centre_y, eye_reach, eye_reach)
+        du = u[rows, cols] - side * params.eye_half_spacing
+        dv = v[rows, cols] - eye.centre_y
+        tilt = side * params.eye_tilt
+        # local coordinates, mirrored so that the two eyes are symmetric about the midline
+        lu = side * (du * math.cos(tilt) + dv * math.sin(tilt))
+        lv = -du * math.sin(tilt) + dv * math.cos(tilt)
+        inside = _inside(lu, lv, eye)
+        patch = image[:, rows, cols]
+        _paint(patch, inside, eye.colour, _stripes(lu, lv, eye))
+        iris_r = params.iris_radius_frac * eye.radius_y
+        iris = inside & (
+            (lu - params.iris_offset_frac * eye.radius_x) ** 2 + lv**2 <= iris_r**2)
+        _paint(patch, iris, params.iris_colour, 1.0)
+        mask[rows, cols] |= inside
+    nose = params.nose
+    rows, cols = window(0.0, nose.centre_y, nose.radius_x, nose.radius_y)
+    lu = u[rows, cols]
+    lv = v[rows, cols] - nose.centre_y
+    inside = _inside(lu, lv, nose)
+    _paint(image[:, rows, cols], inside, nose.colour, _stripes(lu, lv, nose))
+    mask[rows, cols] |= inside
+    mouth = params.mouth
+    rows, cols = window(0.0, mouth.centre_y, mouth.radius_x,
+                        mouth.radius_y + abs(params.mouth_curve))
+    lu = u[rows, cols]
+    lv = v[rows, cols] - mouth.centre_y - params.mouth_curve * (lu / mouth.radius_x) ** 2
+    inside = _inside(lu, lv, mouth)
+    _paint(image[:, rows, cols], inside, mouth.colour, _stripes(lu, lv, mouth))
+    mask[rows, cols] |= inside
+
+    # --- lighting, noise -------------------------------------------------------------------
+    ramp = ((xs - centre) * math.cos(light_angle) + (ys - centre) * math.sin(light_angle)) / centre
+    image *= gain * (1.0 + light_strength * ramp)[None]
+    image += noise_sigma * noise
+    np.clip(image, 0.0, 1.0, out=image)
+    return SyntheticFace(image=image.astype(np.float32), identity_mask=mask)
+
+
+def synthetic_face(world_seed: int, identity: int, view: int) -> SyntheticFace:
+    """Render view ``view`` of identity ``identity`` of the world ``world_seed``.
+
+    Parameters
+    ----------
+    world_seed : int
+        Seed of the synthetic world (non-negative).
+    identity : int
+        Identity index (non-negative).
+    view : int
+        View index (non-negative); each view has its own nuisance.
+
+    Returns
+    -------
+    SyntheticFace
+        Rendered with ``numpy_generator(world_seed, "synthetic", "view", identity, view)``;
+        the same arguments give bit-identical arrays in any process.
+    """
+    rng = numpy_generator(world_seed, "synthetic", "view", identity, view)
+    return render_face(identity_params(world_seed, identity), rng=rng)
+
+
+def synthetic_batch(world_seed: int, identities: Sequence[int],
+                    views: Sequence[int]) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """Render many views at once (a stack of :func:`synthetic_face` results).
+
+    Parameters
+    ----------
+    world_seed : int
+        Seed of the synthetic world (non-negative).
+    identities, views : sequence of int
+        Equal-length sequences: image ``i`` is view ``views[i]`` of identity ``identities[i]``.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        float32 array (N, 3, 64, 64) in [0, 1].
+    masks : numpy.ndarray
+        bool array (N, 64, 64) of identity masks.
+    """
+    if len(identities) != len(views):
+        raise ValueError(f"identities and views must have equal length, got {len(identities)} "
+                         f"and {len(views)}")
+    n = IMAGE_SIZE_PX
+    images = np.empty((len(views), 3, n, n), dtype=np.float32)
+    masks = np.empty((len(views), n, n), dtype=np.bool_)
+    for i, (identity, view) in enumerate(zip(identities, views, strict=True)):
+        face = synthetic_face(world_seed, identity, view)
+        images[i] = face.image
+        masks[i] = face.identity_mask
+    return images, masks
