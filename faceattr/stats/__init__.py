@@ -46,6 +46,7 @@ from faceattr.stats.proportions import (
 from faceattr.stats.records import DifferenceInterval, PairedTable, TestResult
 from faceattr.stats.unpaired import (
     UnpairedComparison,
+    farrington_manning_z,
     newcombe_unpaired_interval,
     unpaired_comparison,
     unpaired_comparison_counts,
@@ -73,6 +74,7 @@ __all__ = [
     "adjust_family",
     "align_pairs",
     "cohens_h",
+    "farrington_manning_z",
     "mean_interval",
     "newcombe_unpaired_interval",
     "paired_cochran_q",

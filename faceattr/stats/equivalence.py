@@ -7,17 +7,19 @@ is declared up front; equivalence holds when both one-sided tests reject at ``al
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from scipy import stats as _sps
-from statsmodels.stats.proportion import tost_proportions_2indep
 
 from faceattr.stats.paired import _newcombe_paired, paired_table
 from faceattr.stats.proportions import check_alpha, check_count_n
 from faceattr.stats.records import PairedTable, check_finite, check_probability
-from faceattr.stats.unpaired import _disjoint_counts, newcombe_unpaired_interval
+from faceattr.stats.unpaired import (
+    _disjoint_counts,
+    farrington_manning_z,
+    newcombe_unpaired_interval,
+)
 
 __all__ = [
     "EquivalenceResult",
@@ -108,9 +110,12 @@ def tost_unpaired_counts(
 ) -> EquivalenceResult:
     """TOST for two independent proportions with a declared symmetric margin.
 
-    Two one-sided score tests (Farrington-Manning / Miettinen-Nurminen without the
-    ``n/(n-1)`` correction): ``statsmodels`` ``tost_proportions_2indep(low=-margin,
-    upp=margin, method="score", compare="diff", correction=False)``.
+    Two one-sided Farrington-Manning score tests (restricted MLE in closed form, no
+    ``n/(n-1)`` correction): ``p_lower = 1 - Phi(z(-margin))``, ``p_upper = Phi(z(margin))``.
+    Not delegated to ``statsmodels`` ``tost_proportions_2indep(method="score")``: in
+    statsmodels 0.15.0 its restricted-MLE cubic has a wrong linear coefficient for
+    ``compare="diff"``, ``value != 0`` (statsmodels issue #10269, fix proposed in PR #10270),
+    and it emits 0/0 warnings at rates of 0 or 1.
 
     References
     ----------
@@ -125,18 +130,12 @@ def tost_unpaired_counts(
     cb, nb = check_count_n(count_b, n_b)
     a_ = check_alpha(alpha)
     m = check_margin(margin)
-    with warnings.catch_warnings():
-        # Local only: statsmodels also computes a ratio p_a/p_b it does not use for
-        # compare="diff", which warns (0/0) when a rate is 0; the outputs used are checked below.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        res = tost_proportions_2indep(
-            ca, na, cb, nb, -m, m, method="score", compare="diff", correction=False
-        )
-    p_lower = float(res.results_larger.pvalue)
-    p_upper = float(res.results_smaller.pvalue)
-    if not (math.isfinite(p_lower) and math.isfinite(p_upper)):
-        raise ArithmeticError(f"TOST gave non-finite p-values on {ca}/{na} vs {cb}/{nb}")
-    p_lower, p_upper = min(1.0, max(0.0, p_lower)), min(1.0, max(0.0, p_upper))
+    z_low = farrington_manning_z(ca, na, cb, nb, delta0=-m)
+    z_up = farrington_manning_z(ca, na, cb, nb, delta0=m)
+    if z_low is None or z_up is None:  # restricted variance is > 0 for 0 < margin < 1
+        raise ArithmeticError(f"zero restricted variance on {ca}/{na} vs {cb}/{nb}")
+    p_lower = float(_sps.norm.sf(z_low))
+    p_upper = float(_sps.norm.cdf(z_up))
     ci = newcombe_unpaired_interval(ca, na, cb, nb, alpha=2 * a_) if a_ < 0.5 else None
     if ci is None:
         raise ValueError(f"alpha must be < 0.5 for a 1 - 2 alpha interval, got {alpha!r}")
