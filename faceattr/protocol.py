@@ -201,6 +201,8 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
     claims = _parse_claims(where, top.tables("claims"), {m.id for m in methods})
     top.finish()
     science = {k: v for k, v in raw.items() if k != "execution"}
+    # method order is not science: results are identical whatever the order
+    science["methods"] = sorted(raw["methods"], key=lambda m: str(m.get("id", m["method"])))
     return Protocol(name=name, description=description, seed=seed, alpha=alpha,
                     interval_method=interval, data=data, model=model, methods=methods,
                     falsification=falsification, execution=execution, claims=claims,
