@@ -55,7 +55,9 @@ def test_init_parameters_is_keyed_by_generator() -> None:
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=0.0, atol=0.0, msg=name)
     assert not torch.equal(a.conv1.weight, c.conv1.weight)
-    assert torch.equal(a.bn1.running_var, torch.ones(32))
+    running_var = a.bn1.running_var
+    assert running_var is not None
+    assert torch.equal(running_var, torch.ones(32))
 
 
 def test_model_loads_in_eval_mode_with_provenance(model: VerificationModel) -> None:
