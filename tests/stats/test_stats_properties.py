@@ -186,6 +186,7 @@ def test_cochran_q_on_two_arms_is_mcnemar_chi_square(t: tuple[int, int, int, int
         assert q.test.statistic == pytest.approx((t[1] - t[2]) ** 2 / disc, abs=1e-9)
 
 
+@settings(max_examples=50, deadline=None)
 @given(ps=st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=12))
 def test_adjusted_p_values_dominate_raw_and_holm_dominates_bh(ps: list[float]) -> None:
     fam = {f"c{i}": p for i, p in enumerate(ps)}
