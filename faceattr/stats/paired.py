@@ -261,6 +261,11 @@ def paired_wilcoxon(
     zero differences or ties (the exact null distribution assumes neither). All-zero
     differences: the statistic is undefined (``None`` with a reason).
 
+    The statistic is scipy's: ``min(r_plus, r_minus)`` for ``"two-sided"``, ``r_plus`` (the
+    rank sum of positive differences) otherwise. ``direction`` is the sign of
+    ``r_plus - r_minus``. ``"pratt"`` ranks zeros then drops them; ``"wilcox"`` drops them
+    first; ``"zsplit"`` splits their ranks.
+
     References
     ----------
     .. [1] F. Wilcoxon, "Individual comparisons by ranking methods", Biometrics Bulletin

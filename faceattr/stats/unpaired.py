@@ -96,6 +96,11 @@ def farrington_manning_z(
     pooled z statistic. Returns ``None`` when the restricted variance is zero (possible only
     at ``delta0 = 0`` with both rates 0 or both 1).
 
+    Implemented here rather than via ``statsmodels`` ``score_test_proportions_2indep``, whose
+    restricted-MLE cubic (0.15.0) has ``count0`` where ``nobs0`` belongs for ``delta0 != 0``
+    (statsmodels issue #10269); the tests check the restricted MLE against a numerical
+    maximisation of the likelihood.
+
     References
     ----------
     .. [1] C. P. Farrington and G. Manning, Statistics in Medicine 9(12):1447-1454, 1990.
