@@ -19,7 +19,8 @@ from torch import nn
 from faceattr.config import TableReader
 from faceattr.models.base import VerificationModel, verification_score
 
-__all__ = ["AttributionBatch", "AttributionMethod", "MethodInfo", "VerificationScoreModule",
+__all__ = ["AngularSimilarityModule", "AttributionBatch", "AttributionDetails",
+           "AttributionMethod", "MethodInfo", "UnsupportedModelError", "VerificationScoreModule",
            "aggregate_channels"]
 
 Aggregation = Literal["abs_sum", "signed_sum", "map"]
@@ -79,6 +80,41 @@ class AttributionBatch:
     seed: int
 
 
+class UnsupportedModelError(RuntimeError):
+    """A method cannot explain this model faithfully (e.g. LRP rules missing for its layers).
+
+    Raised instead of returning a substitute map, so the engine records
+    ``error:UnsupportedModelError`` for every pair (PITFALLS.md #3, #6).
+    """
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AttributionDetails:
+    """Maps plus the per-pair facts a method can report about them.
+
+    Attributes
+    ----------
+    maps : ndarray of float64
+        (N, H, W) relevance maps, exactly what :meth:`AttributionMethod.attribute` returns.
+    convergence_delta : ndarray of float64 or None
+        (N,) signed completeness residual ``sum(phi) - (F(x) - F(baseline))`` for methods whose
+        ``info.has_convergence_delta`` is true (for LRP: ``sum(phi) - F(x)``); else ``None``.
+        Computed on the channel-resolved attribution, before channel aggregation.
+    layer : str or None
+        The layer a layer method (Grad-CAM, LayerCAM) read, else ``None``.
+    native_resolution : tuple of int or None
+        ``(h, w)`` of the layer map before upsampling, else ``None``.
+    upsampling : str or None
+        How the layer map was brought to the input size (e.g. ``"bilinear"``), else ``None``.
+    """
+
+    maps: NDArray[np.float64]
+    convergence_delta: NDArray[np.float64] | None = None
+    layer: str | None = None
+    native_resolution: tuple[int, int] | None = None
+    upsampling: str | None = None
+
+
 class VerificationScoreModule(nn.Module):
     """``x_a -> s(x_a, x_b)`` with the partner embedding fixed, as an ``nn.Module`` (N,)."""
 
@@ -88,11 +124,48 @@ class VerificationScoreModule(nn.Module):
         self._model = model
         self.register_buffer("partner", partner_embeddings.detach())
 
-    def forward(self, probes: torch.Tensor) -> torch.Tensor:
-        """Return the verification score of each probe against its partner."""
-        partner = self.partner
+    def forward(self, probes: torch.Tensor, partner: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the verification score of each probe against its partner.
+
+        ``partner`` (N, D) overrides the stored partner embeddings: captum expands
+        ``additional_forward_args`` row for row with the inputs it expands (path steps,
+        baselines, ablations), so methods pass the partner that way.
+        """
+        if partner is None:
+            partner = self.partner
         assert isinstance(partner, torch.Tensor)
         return verification_score(self._model.embed(probes), partner)
+
+
+ANGULAR_CLAMP = 1.0 - 1e-6
+"""Cosines are clamped to ``[-ANGULAR_CLAMP, ANGULAR_CLAMP]`` before ``arccos``: its derivative
+``-1/sqrt(1 - c^2)`` is infinite at ``c = +-1`` (identical or antipodal embeddings). The clamp
+changes the angular similarity by at most ``arccos(1 - 1e-6)/pi ~= 4.5e-4`` and only there."""
+
+
+class AngularSimilarityModule(nn.Module):
+    """``x_a -> 1 - d_g(f(x_a), f(x_b)) / pi`` with the partner embedding fixed, (N,).
+
+    ``d_g(u, v) = arccos(<u, v>)`` is the geodesic distance on the unit sphere (ARCHITECTURE.md);
+    the similarity is 1 for identical embeddings and 0 for antipodal ones, and is a monotone
+    function of the cosine score ``s``, so it ranks pairs exactly as ``s`` does.
+    """
+
+    def __init__(self, model: VerificationModel, partner_embeddings: torch.Tensor) -> None:
+        super().__init__()
+        self.network = model.network
+        self._model = model
+        self.register_buffer("partner", partner_embeddings.detach())
+
+    def forward(self, probes: torch.Tensor, partner: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the angular similarity of each probe to its partner (``partner`` as in
+        :meth:`VerificationScoreModule.forward`)."""
+        if partner is None:
+            partner = self.partner
+        assert isinstance(partner, torch.Tensor)
+        cosine = verification_score(self._model.embed(probes), partner)
+        cosine = torch.clamp(cosine, -ANGULAR_CLAMP, ANGULAR_CLAMP)
+        return 1.0 - torch.arccos(cosine) / torch.pi
 
 
 def aggregate_channels(relevance: torch.Tensor, aggregation: Aggregation) -> NDArray[np.float64]:
@@ -127,6 +200,14 @@ class AttributionMethod(ABC):
     @abstractmethod
     def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:
         """Return relevance maps (N, H, W), float64, finite."""
+
+    def attribute_with_details(self, batch: AttributionBatch) -> AttributionDetails:
+        """Return the maps with per-pair details; the default has maps only.
+
+        Methods with a completeness residual or a layer resolution override this; their
+        :meth:`attribute` returns ``attribute_with_details(batch).maps``.
+        """
+        return AttributionDetails(maps=self.attribute(batch))
 
     def describe(self) -> dict[str, str | bool | float | int]:
         """Parameters and flags for provenance."""

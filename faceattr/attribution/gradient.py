@@ -1,8 +1,10 @@
-"""Gradient methods from captum, explaining the verification score."""
+"""Gradient methods explaining the verification score: Saliency, Gradient x Input, SmoothGrad."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+from captum.attr import InputXGradient as CaptumInputXGradient
 from captum.attr import Saliency as CaptumSaliency
 from numpy.typing import NDArray
 
@@ -13,8 +15,10 @@ from faceattr.attribution.base import (
     VerificationScoreModule,
     aggregate_channels,
 )
+from faceattr.config import TableReader
+from faceattr.rng import torch_generator
 
-__all__ = ["Saliency"]
+__all__ = ["GradientXInput", "Saliency", "SmoothGrad"]
 
 
 class Saliency(AttributionMethod):
@@ -37,3 +41,91 @@ class Saliency(AttributionMethod):
         probes = batch.probes.detach().clone().requires_grad_(True)
         relevance = CaptumSaliency(score).attribute(probes, abs=True)
         return aggregate_channels(relevance, self.info.aggregation)
+
+
+class GradientXInput(AttributionMethod):
+    """Gradient times input, ``phi = sum_c x_a * d s / d x_a`` (signed, channels summed).
+
+    The input is the probe in [0, 1] (the harness's image space, before the model's own
+    preprocessing), so black pixels get zero relevance.
+
+    References
+    ----------
+    A. Shrikumar, P. Greenside, A. Shcherbina, A. Kundaje, "Not Just a Black Box: Learning
+    Important Features Through Propagating Activation Differences", arXiv:1605.01713, 2016.
+    Implemented with ``captum.attr.InputXGradient``.
+    """
+
+    info = MethodInfo(name="gradient_x_input", reference="Shrikumar et al. 2016",
+                      aggregation="signed_sum", multiplies_by_inputs=True,
+                      has_convergence_delta=False, stochastic=False, is_control=False)
+
+    def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:
+        """Return ``sum_c x_a * d s / d x_a`` per pixel, (N, H, W)."""
+        score = VerificationScoreModule(batch.model, batch.partner_embeddings)
+        probes = batch.probes.detach().clone().requires_grad_(True)
+        relevance = CaptumInputXGradient(score).attribute(probes)
+        return aggregate_channels(relevance, self.info.aggregation)
+
+
+class SmoothGrad(AttributionMethod):
+    """Saliency averaged over noisy copies of the probe.
+
+    ``phi = sum_c (1/n) sum_i |d s / d x (x_a + eps_i)|`` with ``eps_i ~ N(0, sigma^2 I)`` and
+    ``sigma = noise_sd`` (the input range is [0, 1], so ``noise_sd`` is the fraction of the range
+    Smilkov et al. recommend at 0.1-0.2). This is what ``captum.attr.NoiseTunnel(Saliency,
+    nt_type="smoothgrad")`` computes, but the noise is drawn here from the keyed stream
+    ``(seed, pair_id, model, method_id, "noise")`` — one stream per pair — instead of torch's
+    global RNG, so the same seed gives the same map whatever else ran and however pairs were
+    batched (PITFALLS.md #14).
+
+    Parameters
+    ----------
+    method_id : str
+    n_samples : int
+        Noisy copies per probe (default 8).
+    noise_sd : float
+        Noise standard deviation in [0, 1]-image units (default 0.15).
+
+    References
+    ----------
+    D. Smilkov, N. Thorat, B. Kim, F. Viegas, M. Wattenberg, "SmoothGrad: removing noise by
+    adding noise", arXiv:1706.03825, 2017.
+    """
+
+    info = MethodInfo(name="smoothgrad", reference="Smilkov et al. 2017", aggregation="abs_sum",
+                      multiplies_by_inputs=False, has_convergence_delta=False, stochastic=True,
+                      is_control=False)
+
+    def __init__(self, method_id: str, n_samples: int = 8, noise_sd: float = 0.15) -> None:
+        super().__init__(method_id)
+        self.n_samples = n_samples
+        self.noise_sd = noise_sd
+
+    @classmethod
+    def from_params(cls, method_id: str, params: TableReader) -> AttributionMethod:
+        """Read ``n_samples`` (default 8) and ``noise_sd`` (default 0.15)."""
+        n_samples = params.integer("n_samples", default=8, minimum=1, maximum=1024)
+        noise_sd = params.number("noise_sd", default=0.15, minimum=0.0, maximum=1.0)
+        params.finish()
+        return cls(method_id, n_samples, noise_sd)
+
+    def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:
+        """Return the noise-averaged absolute gradient per pixel, (N, H, W)."""
+        score = VerificationScoreModule(batch.model, batch.partner_embeddings)
+        probes = batch.probes.detach()
+        noise = torch.stack([
+            torch.randn((self.n_samples, *probes.shape[1:]), dtype=probes.dtype,
+                        generator=torch_generator(batch.seed, pair_id, batch.model.name,
+                                                  self.method_id, "noise"))
+            for pair_id in batch.pair_ids])  # (N, n_samples, C, H, W)
+        total = torch.zeros_like(probes)
+        for i in range(self.n_samples):
+            noisy = (probes + self.noise_sd * noise[:, i]).requires_grad_(True)
+            (grad,) = torch.autograd.grad(score(noisy).sum(), noisy)
+            total += grad.abs()
+        return aggregate_channels(total / self.n_samples, self.info.aggregation)
+
+    def describe(self) -> dict[str, str | bool | float | int]:
+        """Include the noise parameters."""
+        return {**super().describe(), "n_samples": self.n_samples, "noise_sd": self.noise_sd}
