@@ -37,6 +37,7 @@ class TableReader:
             raise ProtocolError(f"{where}: expected a table, got {type(table).__name__}")
         self._table = table
         self._where = where
+        self.where = where
         self._read: set[str] = set()
 
     def _get(self, key: str, default: object) -> object:

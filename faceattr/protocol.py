@@ -8,6 +8,7 @@ batch sizes is excluded because it must not change any result) names the run fol
 from __future__ import annotations
 
 import hashlib
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from faceattr.config import ProtocolError, TableReader
+from faceattr.falsification.planning import hoeffding_k
 from faceattr.io import dumps_strict
 
 __all__ = ["ClaimSpec", "DataSpec", "ExecutionSpec", "FalsificationSpec", "MethodSpec",
@@ -55,14 +57,29 @@ class MethodSpec:
 
 @dataclass(frozen=True, slots=True)
 class FalsificationSpec:
-    """``[falsification]``: regions, K, fill, perturbation, verdict."""
+    """``[falsification]``: regions, K, fill, perturbation, verdicts, K precision.
 
-    regions: Literal["quantile"]
+    Keys that a choice makes irrelevant are refused (e.g. ``theta_high`` in quantile mode),
+    so a protocol never carries a setting that silently does nothing.
+    """
+
+    regions: Literal["quantile", "threshold"]
     q_frac: float
+    theta_high: float
+    theta_low: float
+    area_ratio_bounds: tuple[float, float]
     k_per_region: int
-    fill: Literal["mean", "zero"]
+    fill: Literal["zero", "mean", "blur", "noise"]
+    blur_sigma_px: float
     perturbation_sigma: float
-    verdict: Literal["simple"]
+    verdict: Literal["simple", "theorem"]
+    distance: Literal["geodesic", "score_drop"]
+    tau_high: float
+    tau_low: float
+    epsilon: float
+    test_alpha: float
+    precision_eps_rad: float | None
+    precision_delta: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,15 +178,54 @@ def _parse_data(where: str, table: Mapping[str, Any]) -> DataSpec:
     return spec
 
 
+def _parse_regions(r: TableReader) -> tuple[str, float, float, float, tuple[float, float]]:
+    regions = r.text("regions", allowed=["quantile", "threshold"])
+    if regions == "quantile":
+        return regions, r.fraction("q_frac", open_low=True, maximum=0.5), 1.0, 0.0, (1.0, 1.0)
+    theta_high, theta_low = r.fraction("theta_high"), r.fraction("theta_low")
+    if theta_low > theta_high:
+        raise ProtocolError(f"{r.where}: theta_low = {theta_low} exceeds theta_high = "
+                            f"{theta_high}; expected theta_low <= theta_high")
+    bounds = r.number("area_ratio_min", minimum=0.0), r.number("area_ratio_max", minimum=0.0)
+    if bounds[0] > bounds[1]:
+        raise ProtocolError(f"{r.where}: area_ratio_min > area_ratio_max")
+    return regions, 0.0, theta_high, theta_low, bounds
+
+
 def _parse_falsification(where: str, table: Mapping[str, Any]) -> FalsificationSpec:
     r = TableReader(table, f"{where} [falsification]")
+    regions, q_frac, theta_high, theta_low, bounds = _parse_regions(r)
+    k = r.integer("k_per_region", minimum=2, maximum=100_000)
+    fill = r.text("fill", allowed=["zero", "mean", "blur", "noise"])
+    blur_sigma = r.number("blur_sigma_px", minimum=0.1, maximum=32.0) if fill == "blur" else 0.0
+    distance = r.text("distance", allowed=["geodesic", "score_drop"])
+    tau_high = r.number("tau_high", minimum=-2.0, maximum=math.pi)
+    tau_low = r.number("tau_low", minimum=-2.0, maximum=math.pi)
+    epsilon = r.number("epsilon", minimum=0.0, maximum=math.pi)
+    if tau_high - tau_low < epsilon:
+        raise ProtocolError(f"{r.where}: tau_high - tau_low = {tau_high - tau_low:g} < epsilon "
+                            f"= {epsilon:g}; Theorem 3.5 needs tau_high - tau_low >= epsilon")
+    eps_rad = r.number("precision_eps_rad", default=0.0, minimum=0.0, maximum=math.pi)
+    delta = r.fraction("precision_delta", default=0.0, maximum=0.5)
+    if (eps_rad > 0) != (delta > 0):
+        raise ProtocolError(f"{r.where}: declare both precision_eps_rad and precision_delta, "
+                            "or neither")
+    if eps_rad > 0 and k < hoeffding_k(eps_rad=eps_rad, delta=delta):
+        raise ProtocolError(f"{r.where}: k_per_region = {k} is below the declared precision; "
+                            f"Hoeffding needs K >= {hoeffding_k(eps_rad=eps_rad, delta=delta)} "
+                            f"for eps = {eps_rad:g} rad, delta = {delta:g}")
     spec = FalsificationSpec(
-        regions=cast(Literal["quantile"], r.text("regions", allowed=["quantile"])),
-        q_frac=r.fraction("q_frac", open_low=True, maximum=0.5),
-        k_per_region=r.integer("k_per_region", minimum=2, maximum=100_000),
-        fill=cast(Literal["mean", "zero"], r.text("fill", allowed=["mean", "zero"])),
+        regions=cast(Literal["quantile", "threshold"], regions), q_frac=q_frac,
+        theta_high=theta_high, theta_low=theta_low, area_ratio_bounds=bounds,
+        k_per_region=k, fill=cast(Literal["zero", "mean", "blur", "noise"], fill),
+        blur_sigma_px=blur_sigma,
         perturbation_sigma=r.number("perturbation_sigma", minimum=0.0, maximum=1.0),
-        verdict=cast(Literal["simple"], r.text("verdict", allowed=["simple"])))
+        verdict=cast(Literal["simple", "theorem"],
+                     r.text("verdict", allowed=["simple", "theorem"])),
+        distance=cast(Literal["geodesic", "score_drop"], distance), tau_high=tau_high,
+        tau_low=tau_low, epsilon=epsilon,
+        test_alpha=r.fraction("test_alpha", open_low=True, maximum=0.5),
+        precision_eps_rad=eps_rad or None, precision_delta=delta or None)
     r.finish()
     return spec
 

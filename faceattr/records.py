@@ -54,12 +54,23 @@ class PairRecord:
     status_reason : str or None
         Why a pair is trivial or errored; None when valid.
     falsified : bool
-        Primary verdict, intention-to-treat: trivial and error pairs are falsified.
+        Primary verdict (``verdict_rule``), intention-to-treat: trivial and error pairs are
+        falsified.
+    verdict_rule : {"simple", "theorem"}
+        Which verdict is primary (declared by the protocol).
+    falsified_simple, falsified_theorem : bool
+        Both verdicts, always recorded: ``margin <= 0``, and Theorem 3.5.
+    p_high, p_low : float or None
+        One-sided p-values of Theorem 3.5's two tests.
     score_clean : float or None
         Verification score ``s(x_a, x_b)`` of the clean pair, in [-1, 1].
     n_high_px, n_low_px, n_boundary_ties : int or None
         Region sizes in pixels and the number of tied pixels at the region boundaries that
         were ordered by pixel index (deterministic tie-break).
+    area_ratio : float or None
+        ``n_high_px / n_low_px`` (1 in quantile mode).
+    area_confound : bool or None
+        True when the area ratio leaves the protocol's declared bounds.
     drift_high_rad, drift_low_rad : tuple of float
         The K geodesic drifts ``d_g(f(x_a), f(x'))`` per region, radians in [0, pi].
     score_drop_high, score_drop_low : tuple of float
@@ -77,10 +88,17 @@ class PairRecord:
     status: Status
     status_reason: str | None
     falsified: bool
+    verdict_rule: str
+    falsified_simple: bool
+    falsified_theorem: bool
+    p_high: float | None
+    p_low: float | None
     score_clean: float | None
     n_high_px: int | None
     n_low_px: int | None
     n_boundary_ties: int | None
+    area_ratio: float | None
+    area_confound: bool | None
     drift_high_rad: tuple[float, ...]
     drift_low_rad: tuple[float, ...]
     score_drop_high: tuple[float, ...]
@@ -95,6 +113,13 @@ class PairRecord:
     def __post_init__(self) -> None:
         if not _STATUS_RE.match(self.status):
             raise ValueError(f"record status {self.status!r} is not valid|trivial|error:<Type>")
+        if self.verdict_rule not in ("simple", "theorem"):
+            raise ValueError(f"verdict_rule {self.verdict_rule!r} is not simple|theorem")
+        primary = self.falsified_simple if self.verdict_rule == "simple" else \
+            self.falsified_theorem
+        if self.falsified != primary:
+            raise ValueError(f"falsified={self.falsified} disagrees with the primary "
+                             f"{self.verdict_rule} verdict")
         if self.score_clean is not None:
             _check_range("score_clean", self.score_clean, -1 - _SCORE_SLACK, 1 + _SCORE_SLACK)
         if self.status == "valid":
@@ -131,15 +156,23 @@ class PairRecord:
                 raise ValueError(f"a valid record needs {name} >= 0, got {value!r}")
         if not self.n_high_px or not self.n_low_px:
             raise ValueError("a valid record has non-empty regions")
+        for name in ("p_high", "p_low"):
+            value = getattr(self, name)
+            if value is None:
+                raise ValueError(f"a valid record needs {name}")
+            _check_range(name, value, 0.0, 1.0)
+        if self.area_ratio is None or self.area_confound is None:
+            raise ValueError("a valid record needs area_ratio and area_confound")
+        _check_range("area_ratio", self.area_ratio, 0.0, float(self.n_high_px))
 
     def _check_not_valid(self) -> None:
         if not self.status_reason:
             raise ValueError(f"a {self.status} record needs a status_reason")
-        if not self.falsified:
+        if not (self.falsified and self.falsified_simple and self.falsified_theorem):
             raise ValueError(f"a {self.status} record counts as falsified (intention-to-treat)")
         measured = (self.drift_high_rad, self.drift_low_rad, self.score_drop_high,
                     self.score_drop_low)
-        if any(measured) or self.margin_rad is not None:
+        if any(measured) or self.margin_rad is not None or self.p_high is not None:
             raise ValueError(f"a {self.status} record carries no drift measurements")
 
     def to_json(self) -> dict[str, Any]:

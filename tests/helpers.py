@@ -19,8 +19,10 @@ def valid(i: int, method: str, falsified: bool) -> PairRecord:
     d_high, d_low = sum(high) / 2, sum(low) / 2
     return PairRecord(
         pair_id=pair(i).pair_id, model="m", method=method, is_genuine=True, status="valid",
-        status_reason=None, falsified=falsified, score_clean=0.7, n_high_px=10, n_low_px=10,
-        n_boundary_ties=0, drift_high_rad=high, drift_low_rad=low, score_drop_high=(0.1, 0.1),
+        status_reason=None, falsified=falsified, verdict_rule="simple",
+        falsified_simple=falsified, falsified_theorem=True, p_high=0.5, p_low=0.01,
+        score_clean=0.7, n_high_px=10, n_low_px=10, n_boundary_ties=0, area_ratio=1.0,
+        area_confound=False, drift_high_rad=high, drift_low_rad=low, score_drop_high=(0.1, 0.1),
         score_drop_low=(0.0, 0.0), d_high_rad=d_high, d_low_rad=d_low, sd_high_rad=0.07,
         sd_low_rad=0.07, margin_rad=d_high - d_low,
         pairwise_violation_frac=1.0 if falsified else 0.0)
@@ -31,10 +33,12 @@ def records(method: str, *, n_falsified: int, n_passed: int, n_trivial: int = 0,
     out = [valid(i, method, True) for i in range(n_falsified)]
     out += [valid(n_falsified + i, method, False) for i in range(n_passed)]
     start = n_falsified + n_passed
-    out += [failed_record(pair(start + i), "m", method, "trivial", "constant map", 0.5)
+    out += [failed_record(pair(start + i), "m", method, "trivial", "constant map", 0.5,
+                          "simple")
             for i in range(n_trivial)]
     start += n_trivial
-    out += [failed_record(pair(start + i), "m", method, "error:RuntimeError", "boom", 0.5)
+    out += [failed_record(pair(start + i), "m", method, "error:RuntimeError", "boom", 0.5,
+                          "simple")
             for i in range(n_error)]
     return out
 
@@ -77,6 +81,11 @@ k_per_region = {k}
 fill = "mean"
 perturbation_sigma = 0.02
 verdict = "simple"
+distance = "geodesic"
+tau_high = 0.5
+tau_low = 0.3
+epsilon = 0.1
+test_alpha = 0.05
 
 [execution]
 pairs_per_batch = {pairs_per_batch}

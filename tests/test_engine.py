@@ -13,8 +13,10 @@ from faceattr.protocol import load_protocol
 from faceattr.rng import numpy_generator
 from tests.helpers import pair, tiny_model
 
-SETTINGS = FalsificationSettings(q_frac=0.1, k_per_region=4, fill="mean",
-                                 perturbation_sigma=0.02, verdict="simple", forward_chunk=16)
+SETTINGS = FalsificationSettings(
+    regions="quantile", q_frac=0.1, theta_high=1.0, theta_low=0.0, area_ratio_bounds=(1.0, 1.0),
+    k_per_region=4, fill="mean", blur_sigma_px=0.0, perturbation_sigma=0.02, verdict="simple",
+    distance="geodesic", tau_high=0.5, tau_low=0.3, epsilon=0.1, alpha=0.05, forward_chunk=16)
 
 
 def _inputs(n: int) -> PairInputs:

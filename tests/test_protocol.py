@@ -34,7 +34,8 @@ def test_execution_settings_do_not_change_the_content_hash() -> None:
 @pytest.mark.parametrize(("path", "value", "match"), [
     (("falsification", "q_frac"), 10, r"q_frac = 10 is not allowed; expected a fraction in "
                                       r"\(0, 0.5\] — a fraction, not a percent"),
-    (("falsification", "fill"), "blur", r"fill = 'blur' is not allowed; expected one of"),
+    (("falsification", "fill"), "inpaint", r"fill = 'inpaint' is not allowed; expected one of"),
+    (("falsification", "fill"), "blur", r"missing required key 'blur_sigma_px'"),
     (("falsification", "k_per_region"), 1, r"k_per_region = 1 is not allowed"),
     (("protocol", "alpha"), 5, r"alpha = 5 is not allowed"),
     (("data", "genuine_fraction"), 50, r"genuine_fraction = 50 is not allowed"),
@@ -72,3 +73,25 @@ def test_claim_on_undeclared_method_is_refused() -> None:
 def test_missing_file_is_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(ProtocolError, match="protocol file not found"):
         load_protocol(tmp_path / "nope.toml")
+
+
+def test_k_below_declared_precision_is_refused() -> None:
+    raw = _raw()
+    raw["falsification"] |= {"precision_eps_rad": 0.1, "precision_delta": 0.05}
+    with pytest.raises(ProtocolError, match=r"k_per_region = 32 is below the declared "
+                                            r"precision; Hoeffding needs K >= 1821"):
+        parse_protocol(raw, "bad.toml")
+
+
+def test_settings_of_another_mode_are_refused() -> None:
+    raw = _raw()
+    raw["falsification"]["theta_high"] = 0.8  # quantile mode: a threshold would do nothing
+    with pytest.raises(ProtocolError, match="unknown key 'theta_high'"):
+        parse_protocol(raw, "bad.toml")
+
+
+def test_taus_must_leave_the_epsilon_gap() -> None:
+    raw = _raw()
+    raw["falsification"]["tau_low"] = 0.45
+    with pytest.raises(ProtocolError, match="Theorem 3.5 needs tau_high - tau_low >= epsilon"):
+        parse_protocol(raw, "bad.toml")

@@ -11,8 +11,9 @@ from faceattr.records import PairRecord
 def valid_record(**changes: Any) -> PairRecord:
     record = PairRecord(
         pair_id="p1", model="m", method="saliency", is_genuine=True, status="valid",
-        status_reason=None, falsified=False, score_clean=0.8, n_high_px=10, n_low_px=10,
-        n_boundary_ties=0, drift_high_rad=(1.0, 1.2), drift_low_rad=(0.1, 0.2),
+        status_reason=None, falsified=False, verdict_rule="simple", falsified_simple=False,
+        falsified_theorem=False, p_high=0.001, p_low=0.002, score_clean=0.8, n_high_px=10,
+        n_low_px=10, n_boundary_ties=0, area_ratio=1.0, area_confound=False, drift_high_rad=(1.0, 1.2), drift_low_rad=(0.1, 0.2),
         score_drop_high=(0.5, 0.6), score_drop_low=(0.01, 0.02), d_high_rad=1.1,
         d_low_rad=0.15, sd_high_rad=0.14, sd_low_rad=0.07, margin_rad=0.95,
         pairwise_violation_frac=0.0)
@@ -39,13 +40,20 @@ def test_out_of_range_values_are_refused(field: str, value: object, match: str) 
 
 def test_trivial_pairs_count_as_falsified() -> None:
     base = dict(status="trivial", status_reason="constant map", falsified=False,
+                falsified_simple=False, falsified_theorem=True, p_high=None, p_low=None,
+                area_ratio=None, area_confound=None,
                 drift_high_rad=(), drift_low_rad=(), score_drop_high=(), score_drop_low=(),
                 d_high_rad=None, d_low_rad=None, sd_high_rad=None, sd_low_rad=None,
                 margin_rad=None, pairwise_violation_frac=None, n_high_px=None, n_low_px=None,
                 n_boundary_ties=None)
     with pytest.raises(ValueError, match="counts as falsified"):
         valid_record(**base)
-    assert valid_record(**{**base, "falsified": True}).falsified
+    assert valid_record(**{**base, "falsified": True, "falsified_simple": True}).falsified
+
+
+def test_primary_verdict_must_match_its_rule() -> None:
+    with pytest.raises(ValueError, match="disagrees with the primary theorem verdict"):
+        valid_record(verdict_rule="theorem", falsified_theorem=True)
 
 
 def test_reading_requires_exact_keys() -> None:

@@ -62,3 +62,23 @@ def test_regions_are_area_matched_and_ordered(relevance: np.ndarray, q_frac: flo
     assert flat[result.high_idx].min() > flat[result.low_idx].max()
     assert not set(result.high_idx) & set(result.low_idx)
     assert result.n_boundary_ties == 0
+
+
+def test_threshold_regions_follow_the_theorem_literally() -> None:
+    from faceattr.falsification.regions import threshold_regions
+
+    relevance = np.linspace(0.0, 10.0, 64).reshape(8, 8)  # normalised: i / 63
+    result = threshold_regions(relevance, theta_high=0.9, theta_low=0.2)
+    assert isinstance(result, Regions)
+    np.testing.assert_array_equal(result.high_idx, np.arange(57, 64))  # i/63 > 0.9
+    np.testing.assert_array_equal(result.low_idx, np.arange(0, 13))  # i/63 < 0.2
+
+
+def test_threshold_regions_can_be_empty_then_trivial() -> None:
+    from faceattr.falsification.regions import threshold_regions
+
+    relevance = np.zeros((8, 8))
+    relevance[0, 0] = 1.0  # normalised: one pixel at 1, all others at 0
+    result = threshold_regions(relevance, theta_high=0.5, theta_low=0.0)
+    assert isinstance(result, TrivialMap)
+    assert "empty region" in result.reason

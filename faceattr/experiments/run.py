@@ -134,6 +134,34 @@ def _embed_all(model: VerificationModel, images: dict[str, LoadedImage],
     return {image_id: embeddings[row] for row, image_id in enumerate(ids)}
 
 
+#: Pairs per attribution call. Fixed (the last chunk is padded by repeating its last pair) so
+#: that a map's last bits never depend on how the run grouped its pairs: on CPU, kernels can
+#: pick a different blocking for a different batch size.
+ATTRIBUTION_CHUNK = 4
+
+
+def _take(batch: AttributionBatch, rows: list[int]) -> AttributionBatch:
+    return AttributionBatch(
+        model=batch.model, probes=batch.probes[rows],
+        partner_embeddings=batch.partner_embeddings[rows],
+        pair_ids=tuple(batch.pair_ids[r] for r in rows),
+        identity_masks=None if batch.identity_masks is None else batch.identity_masks[rows],
+        seed=batch.seed)
+
+
+def attribute_in_fixed_chunks(method: AttributionMethod,
+                              batch: AttributionBatch) -> NDArray[np.float64]:
+    """Attribute a batch in chunks of exactly ``ATTRIBUTION_CHUNK`` pairs."""
+    n_rows = batch.probes.shape[0]
+    maps: list[NDArray[np.float64]] = []
+    for start in range(0, n_rows, ATTRIBUTION_CHUNK):
+        rows = list(range(start, min(start + ATTRIBUTION_CHUNK, n_rows)))
+        n_real = len(rows)
+        rows += [rows[-1]] * (ATTRIBUTION_CHUNK - n_real)
+        maps.append(method.attribute(_take(batch, rows))[:n_real])
+    return np.concatenate(maps)
+
+
 def _method_records(method: AttributionMethod, model: VerificationModel, inputs: PairInputs,
                     masks: NDArray[np.bool_] | None, protocol: Protocol,
                     settings: FalsificationSettings) -> list[PairRecord]:
@@ -142,14 +170,28 @@ def _method_records(method: AttributionMethod, model: VerificationModel, inputs:
                              pair_ids=tuple(p.pair_id for p in inputs.pairs),
                              identity_masks=masks, seed=protocol.seed)
     try:
-        maps = method.attribute(batch)
+        maps = attribute_in_fixed_chunks(method, batch)
     except Exception as exc:  # noqa: BLE001 — recorded per pair as error:<type>, never dropped
         status = f"error:{type(exc).__name__}"
-        scores = (inputs.probe_embeddings * inputs.partner_embeddings).sum(axis=1)
+        scores = (inputs.probe_embeddings.astype(np.float64)
+                  * inputs.partner_embeddings.astype(np.float64)).sum(axis=1)
         return [failed_record(p, model.name, method.method_id, status, str(exc) or status,
-                              float(scores[i])) for i, p in enumerate(inputs.pairs)]
+                              float(scores[i]), settings.verdict)
+                for i, p in enumerate(inputs.pairs)]
     return falsify_maps(model, inputs, maps, method_id=method.method_id, seed=protocol.seed,
                         settings=settings)
+
+
+def falsification_settings(protocol: Protocol) -> FalsificationSettings:
+    """The engine settings a protocol declares."""
+    fs = protocol.falsification
+    return FalsificationSettings(
+        regions=fs.regions, q_frac=fs.q_frac, theta_high=fs.theta_high,
+        theta_low=fs.theta_low, area_ratio_bounds=fs.area_ratio_bounds,
+        k_per_region=fs.k_per_region, fill=fs.fill, blur_sigma_px=fs.blur_sigma_px,
+        perturbation_sigma=fs.perturbation_sigma, verdict=fs.verdict, distance=fs.distance,
+        tau_high=fs.tau_high, tau_low=fs.tau_low, epsilon=fs.epsilon, alpha=fs.test_alpha,
+        forward_chunk=protocol.execution.forward_chunk)
 
 
 def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
@@ -183,11 +225,7 @@ def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
                               "that does not verify faces are not trusted")
     methods = sorted((build_method(m.id, m.method, m.params_dict(), protocol.source_path)
                       for m in protocol.methods), key=lambda m: m.method_id)
-    fs = protocol.falsification
-    settings = FalsificationSettings(q_frac=fs.q_frac, k_per_region=fs.k_per_region,
-                                     fill=fs.fill, perturbation_sigma=fs.perturbation_sigma,
-                                     verdict=fs.verdict,
-                                     forward_chunk=protocol.execution.forward_chunk)
+    settings = falsification_settings(protocol)
     done = _completed_pairs(folder, len(methods))
     step = protocol.execution.pairs_per_batch
     todo = pairs[len(done) // len(methods):]

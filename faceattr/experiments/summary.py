@@ -37,9 +37,11 @@ class GateResult:
 class MethodSummary:
     """Ledger and FR of one (model, method) over all pairs of a run.
 
-    ``fr_itt`` is the primary estimand: the share of pairs falsified, trivial and error
-    pairs counted as falsified (intention-to-treat). ``fr_valid`` is the valid-only
-    sensitivity figure, ``None`` with a reason when no pair is valid.
+    ``fr_itt`` is the primary estimand: the share of pairs falsified under the primary
+    verdict, trivial and error pairs counted as falsified (intention-to-treat). ``fr_valid``
+    is the valid-only sensitivity figure, ``None`` with a reason when no pair is valid.
+    ``fr_itt_simple`` and ``fr_itt_theorem`` give both verdicts' ITT rates;
+    ``n_area_confound`` counts valid pairs whose region areas left the declared bounds.
     """
 
     model: str
@@ -51,6 +53,9 @@ class MethodSummary:
     fr_itt: ProportionInterval
     fr_valid: ProportionInterval | None
     fr_valid_undefined_reason: str | None
+    fr_itt_simple: ProportionInterval
+    fr_itt_theorem: ProportionInterval
+    n_area_confound: int
     mean_margin_rad: float | None
     mean_d_high_rad: float | None
     mean_d_low_rad: float | None
@@ -70,6 +75,9 @@ class MethodSummary:
                 "fr_itt": self.fr_itt.to_json(),
                 "fr_valid": None if self.fr_valid is None else self.fr_valid.to_json(),
                 "fr_valid_undefined_reason": self.fr_valid_undefined_reason,
+                "fr_itt_simple": self.fr_itt_simple.to_json(),
+                "fr_itt_theorem": self.fr_itt_theorem.to_json(),
+                "n_area_confound": self.n_area_confound,
                 "mean_margin_rad": self.mean_margin_rad, "mean_d_high_rad": self.mean_d_high_rad,
                 "mean_d_low_rad": self.mean_d_low_rad}
 
@@ -82,6 +90,9 @@ class MethodSummary:
                    fr_itt=ProportionInterval(**row["fr_itt"]),
                    fr_valid=None if fr_valid is None else ProportionInterval(**fr_valid),
                    fr_valid_undefined_reason=row["fr_valid_undefined_reason"],
+                   fr_itt_simple=ProportionInterval(**row["fr_itt_simple"]),
+                   fr_itt_theorem=ProportionInterval(**row["fr_itt_theorem"]),
+                   n_area_confound=row["n_area_confound"],
                    mean_margin_rad=row["mean_margin_rad"],
                    mean_d_high_rad=row["mean_d_high_rad"], mean_d_low_rad=row["mean_d_low_rad"])
 
@@ -112,6 +123,11 @@ def summarise_method(records: Sequence[PairRecord], *, alpha: float,
         n_trivial=sum(r.status == "trivial" for r in records), n_error=n_error,
         fr_itt=fr_itt, fr_valid=fr_valid,
         fr_valid_undefined_reason=None if valid else "no valid pair",
+        fr_itt_simple=proportion_interval(sum(r.falsified_simple for r in records),
+                                          len(records), method=kind, alpha=alpha),
+        fr_itt_theorem=proportion_interval(sum(r.falsified_theorem for r in records),
+                                           len(records), method=kind, alpha=alpha),
+        n_area_confound=sum(bool(r.area_confound) for r in valid),
         mean_margin_rad=_mean([r.margin_rad for r in valid]),
         mean_d_high_rad=_mean([r.d_high_rad for r in valid]),
         mean_d_low_rad=_mean([r.d_low_rad for r in valid]))

@@ -17,8 +17,18 @@ from numpy.typing import NDArray
 
 from faceattr.data.pairs import Pair
 from faceattr.falsification.counterfactuals import FillStrategy, counterfactuals
-from faceattr.falsification.regions import NonFiniteMapError, Regions, quantile_regions
-from faceattr.falsification.verdicts import simple_verdict_falsified, summarise_drifts
+from faceattr.falsification.regions import (
+    NonFiniteMapError,
+    Regions,
+    TrivialMap,
+    quantile_regions,
+    threshold_regions,
+)
+from faceattr.falsification.verdicts import (
+    simple_verdict_falsified,
+    summarise_drifts,
+    theorem_verdict,
+)
 from faceattr.models.base import VerificationModel, embed_batched
 from faceattr.records import PairRecord
 from faceattr.rng import numpy_generator
@@ -28,14 +38,50 @@ __all__ = ["FalsificationSettings", "PairInputs", "failed_record", "falsify_maps
 
 @dataclass(frozen=True, slots=True)
 class FalsificationSettings:
-    """How the test is run (see the protocol's ``[falsification]`` table)."""
+    """How the test is run (see the protocol's ``[falsification]`` table).
 
+    Attributes
+    ----------
+    regions : {"quantile", "threshold"}
+        Area-matched top/bottom ``q_frac`` (default) or the theorem's literal thresholds
+        ``theta_high`` / ``theta_low`` on the min-max normalised map.
+    area_ratio_bounds : (float, float)
+        ``|S_high| / |S_low|`` outside these bounds flags the area confound.
+    k_per_region, fill, blur_sigma_px, perturbation_sigma
+        Counterfactual draws per region and how each is made.
+    verdict : {"simple", "theorem"}
+        The primary verdict; both are always recorded.
+    distance : {"geodesic", "score_drop"}
+        What Theorem 3.5 tests: geodesic drifts (radians) or verification-score drops.
+    tau_high, tau_low, epsilon, alpha
+        Theorem 3.5 thresholds (in the distance's unit) and the level of each one-sided test.
+    forward_chunk : int
+        Rows per model forward (fixed, zero-padded).
+    """
+
+    regions: Literal["quantile", "threshold"]
     q_frac: float
+    theta_high: float
+    theta_low: float
+    area_ratio_bounds: tuple[float, float]
     k_per_region: int
     fill: FillStrategy
+    blur_sigma_px: float
     perturbation_sigma: float
-    verdict: Literal["simple"]
+    verdict: Literal["simple", "theorem"]
+    distance: Literal["geodesic", "score_drop"]
+    tau_high: float
+    tau_low: float
+    epsilon: float
+    alpha: float
     forward_chunk: int
+
+    def split(self, relevance: NDArray[np.float64]) -> Regions | TrivialMap:
+        """The regions of one map under these settings."""
+        if self.regions == "quantile":
+            return quantile_regions(relevance, self.q_frac)
+        return threshold_regions(relevance, theta_high=self.theta_high,
+                                 theta_low=self.theta_low)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -49,12 +95,15 @@ class PairInputs:
 
 
 def failed_record(pair: Pair, model: str, method: str, status: str, reason: str,
-                  score_clean: float | None) -> PairRecord:
+                  score_clean: float | None, verdict_rule: str) -> PairRecord:
     """A trivial or error record: counted as falsified (intention-to-treat)."""
     return PairRecord(pair_id=pair.pair_id, model=model, method=method,
                       is_genuine=pair.is_genuine, status=status, status_reason=reason,
-                      falsified=True, score_clean=score_clean, n_high_px=None, n_low_px=None,
-                      n_boundary_ties=None, drift_high_rad=(), drift_low_rad=(),
+                      falsified=True, verdict_rule=verdict_rule, falsified_simple=True,
+                      falsified_theorem=True, p_high=None, p_low=None,
+                      score_clean=score_clean, n_high_px=None, n_low_px=None,
+                      n_boundary_ties=None, area_ratio=None, area_confound=None,
+                      drift_high_rad=(), drift_low_rad=(),
                       score_drop_high=(), score_drop_low=(), d_high_rad=None, d_low_rad=None,
                       sd_high_rad=None, sd_low_rad=None, margin_rad=None,
                       pairwise_violation_frac=None)
@@ -91,21 +140,21 @@ def falsify_maps(model: VerificationModel, inputs: PairInputs, maps: NDArray[np.
     for i, pair in enumerate(inputs.pairs):
         score = float(scores[i])
         try:
-            split = quantile_regions(maps[i], settings.q_frac)
+            split = settings.split(maps[i])
         except NonFiniteMapError as exc:
             plans.append(failed_record(pair, model.name, method_id, "error:NonFiniteMap",
-                                       str(exc), score))
+                                       str(exc), score, settings.verdict))
             continue
         if not isinstance(split, Regions):
             plans.append(failed_record(pair, model.name, method_id, "trivial", split.reason,
-                                       score))
+                                       score, settings.verdict))
             continue
         plans.append(split)
         for region, idx in (("high", split.high_idx), ("low", split.low_idx)):
             rngs = _region_streams(seed, pair.pair_id, model.name, method_id, region, k)
             images.append(counterfactuals(inputs.probes[i], idx, fill=settings.fill,
                                           perturbation_sigma=settings.perturbation_sigma,
-                                          rngs=rngs))
+                                          rngs=rngs, blur_sigma_px=settings.blur_sigma_px))
     cf_embeddings = np.zeros((0, inputs.probe_embeddings.shape[1]), dtype=np.float32)
     if images:
         stacked = torch.from_numpy(np.concatenate(images))
@@ -130,12 +179,24 @@ def _assemble(model: str, method_id: str, inputs: PairInputs, plans: list[Region
         drifts = np.arccos(np.clip(block @ clean, -1.0, 1.0))
         drops = scores[i] - block @ partner
         summary = summarise_drifts(drifts[:k], drifts[k:])
+        tested = drifts if settings.distance == "geodesic" else drops
+        theorem = theorem_verdict(tested[:k], tested[k:], tau_high=settings.tau_high,
+                                  tau_low=settings.tau_low, epsilon=settings.epsilon,
+                                  alpha=settings.alpha)
+        simple = simple_verdict_falsified(summary)
+        area_ratio = plan.high_idx.size / plan.low_idx.size
+        low_bound, high_bound = settings.area_ratio_bounds
         pair = inputs.pairs[i]
         records.append(PairRecord(
             pair_id=pair.pair_id, model=model, method=method_id, is_genuine=pair.is_genuine,
-            status="valid", status_reason=None, falsified=simple_verdict_falsified(summary),
+            status="valid", status_reason=None,
+            falsified=simple if settings.verdict == "simple" else theorem.falsified,
+            verdict_rule=settings.verdict, falsified_simple=simple,
+            falsified_theorem=theorem.falsified, p_high=theorem.p_high, p_low=theorem.p_low,
             score_clean=float(scores[i]), n_high_px=int(plan.high_idx.size),
             n_low_px=int(plan.low_idx.size), n_boundary_ties=plan.n_boundary_ties,
+            area_ratio=area_ratio,
+            area_confound=not low_bound <= area_ratio <= high_bound,
             drift_high_rad=tuple(float(v) for v in drifts[:k]),
             drift_low_rad=tuple(float(v) for v in drifts[k:]),
             score_drop_high=tuple(float(v) for v in drops[:k]),

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["ATOL_CONSTANT_MAP", "NonFiniteMapError", "Regions", "TrivialMap", "quantile_regions"]
+__all__ = ["ATOL_CONSTANT_MAP", "NonFiniteMapError", "Regions", "TrivialMap", "quantile_regions",
+           "threshold_regions"]
 
 #: A map whose range is at most this (after scaling by its max |value|) is constant. float64
 #: maps built from float32 gradients carry ~1e-7 relative noise; 1e-12 is far below that.
@@ -41,6 +42,18 @@ class TrivialMap:
     reason: str
 
 
+def _checked_flat(relevance: NDArray[np.float64]) -> NDArray[np.float64]:
+    flat = np.asarray(relevance, dtype=np.float64).ravel()
+    if not np.isfinite(flat).all():
+        raise NonFiniteMapError(f"{int((~np.isfinite(flat)).sum())} non-finite values in the map")
+    return flat
+
+
+def _is_constant(flat: NDArray[np.float64]) -> bool:
+    scale = max(float(np.abs(flat).max()), 1.0)
+    return float(flat.max() - flat.min()) <= ATOL_CONSTANT_MAP * scale
+
+
 def region_size_px(n_pixels: int, q_frac: float) -> int:
     """Pixels per region: ``round(q * n_pixels)``; must leave the two regions disjoint."""
     size = round(q_frac * n_pixels)
@@ -64,12 +77,9 @@ def quantile_regions(relevance: NDArray[np.float64], q_frac: float) -> Regions |
     -------
     Regions or TrivialMap
     """
-    flat = np.asarray(relevance, dtype=np.float64).ravel()
-    if not np.isfinite(flat).all():
-        raise NonFiniteMapError(f"{int((~np.isfinite(flat)).sum())} non-finite values in the map")
+    flat = _checked_flat(relevance)
     size = region_size_px(flat.size, q_frac)
-    scale = max(float(np.abs(flat).max()), 1.0)
-    if float(flat.max() - flat.min()) <= ATOL_CONSTANT_MAP * scale:
+    if _is_constant(flat):
         return TrivialMap("constant map: max - min <= atol")
     order = np.argsort(flat, kind="stable")  # ascending; equal values keep index order
     low_idx, high_idx = order[:size], order[-size:]
@@ -80,3 +90,26 @@ def quantile_regions(relevance: NDArray[np.float64], q_frac: float) -> Regions |
     ties = int((flat == high_min).sum() - (flat[high_idx] == high_min).sum()
                + (flat == low_max).sum() - (flat[low_idx] == low_max).sum())
     return Regions(high_idx=np.sort(high_idx), low_idx=np.sort(low_idx), n_boundary_ties=ties)
+
+
+def threshold_regions(relevance: NDArray[np.float64], *, theta_high: float,
+                      theta_low: float) -> Regions | TrivialMap:
+    """The theorem's literal regions: after min-max normalisation to [0, 1],
+    ``S_high = {phi > theta_high}`` and ``S_low = {phi < theta_low}``.
+
+    Region areas are whatever the map makes them: a sparse map gives a tiny ``S_high`` and a
+    huge ``S_low``, which confounds the verdict with area (PITFALLS.md #12) — the engine
+    records the ratio and flags it. A region left empty makes the map trivial
+    (condition 1 of Theorem 3.5).
+    """
+    if not 0.0 <= theta_low <= theta_high <= 1.0:
+        raise ValueError(f"need 0 <= theta_low <= theta_high <= 1, got {theta_low}, {theta_high}")
+    flat = _checked_flat(relevance)
+    if _is_constant(flat):
+        return TrivialMap("constant map: max - min <= atol")
+    normalised = (flat - flat.min()) / (flat.max() - flat.min())
+    high_idx = np.flatnonzero(normalised > theta_high)
+    low_idx = np.flatnonzero(normalised < theta_low)
+    if high_idx.size == 0 or low_idx.size == 0:
+        return TrivialMap(f"empty region: |S_high| = {high_idx.size}, |S_low| = {low_idx.size}")
+    return Regions(high_idx=high_idx, low_idx=low_idx, n_boundary_ties=0)
