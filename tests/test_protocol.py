@@ -93,5 +93,5 @@ def test_settings_of_another_mode_are_refused() -> None:
 def test_taus_must_leave_the_epsilon_gap() -> None:
     raw = _raw()
     raw["falsification"]["tau_low"] = 0.45
-    with pytest.raises(ProtocolError, match="Theorem 3.5 needs tau_high - tau_low >= epsilon"):
+    with pytest.raises(ProtocolError, match=r"Theorem 3\.5 needs tau_high - tau_low >= epsilon"):
         parse_protocol(raw, "bad.toml")
