@@ -132,8 +132,9 @@ class VerificationScoreModule(nn.Module):
         baselines, ablations), so methods pass the partner that way.
         """
         if partner is None:
-            partner = self.partner
-        assert isinstance(partner, torch.Tensor)
+            stored = self.partner
+            assert isinstance(stored, torch.Tensor)
+            partner = stored
         return verification_score(self._model.embed(probes), partner)
 
 
@@ -161,8 +162,9 @@ class AngularSimilarityModule(nn.Module):
         """Return the angular similarity of each probe to its partner (``partner`` as in
         :meth:`VerificationScoreModule.forward`)."""
         if partner is None:
-            partner = self.partner
-        assert isinstance(partner, torch.Tensor)
+            stored = self.partner
+            assert isinstance(stored, torch.Tensor)
+            partner = stored
         cosine = verification_score(self._model.embed(probes), partner)
         cosine = torch.clamp(cosine, -ANGULAR_CLAMP, ANGULAR_CLAMP)
         return 1.0 - torch.arccos(cosine) / torch.pi

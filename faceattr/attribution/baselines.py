@@ -19,7 +19,7 @@ BASELINES: tuple[str, ...] = get_args(BaselineKind)
 
 
 def _gaussian_blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
-    radius = max(1, int(round(3.0 * sigma_px)))
+    radius = max(1, round(3.0 * sigma_px))
     offsets = torch.arange(-radius, radius + 1, dtype=images.dtype)
     kernel = torch.exp(-0.5 * (offsets / sigma_px) ** 2)
     kernel = kernel / kernel.sum()

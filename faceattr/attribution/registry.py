@@ -7,14 +7,21 @@ from types import MappingProxyType
 from typing import Any
 
 from faceattr.attribution.base import AttributionMethod
+from faceattr.attribution.cam import GradCAM, LayerCAM
 from faceattr.attribution.controls import ConstantMap, InvertedMap, OracleMap, RandomMap
-from faceattr.attribution.gradient import Saliency
+from faceattr.attribution.gradient import GradientXInput, Saliency, SmoothGrad
+from faceattr.attribution.integrated import GeodesicIntegratedGradients, IntegratedGradients
+from faceattr.attribution.perturbation import LIME, KernelSHAP, Occlusion
+from faceattr.attribution.propagation import LRP, DeepLift
 from faceattr.config import TableReader
 
 __all__ = ["METHODS", "build_method"]
 
 METHODS: Mapping[str, type[AttributionMethod]] = MappingProxyType({
-    cls.info.name: cls for cls in (Saliency, OracleMap, InvertedMap, RandomMap, ConstantMap)
+    cls.info.name: cls for cls in (
+        Saliency, GradientXInput, SmoothGrad, IntegratedGradients, GeodesicIntegratedGradients,
+        GradCAM, LayerCAM, DeepLift, LRP, Occlusion, KernelSHAP, LIME,
+        OracleMap, InvertedMap, RandomMap, ConstantMap)
 })
 
 
