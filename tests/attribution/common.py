@@ -1,0 +1,77 @@
+"""Shared inputs for the attribution tests: models, batches and small per-method parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from faceattr.attribution import AttributionBatch
+from faceattr.models.base import VerificationModel
+from faceattr.models.synthetic_cnn import load_synthetic_model
+from faceattr.rng import numpy_generator
+from tests.helpers import tiny_model
+
+# The models every method is smoke-tested on. Hook for CI: dlib's ResNet is added here
+# (e.g. "dlib_resnet": load_dlib_model) once its loader lands; FaceNet likewise.
+MODELS: dict[str, Callable[[], VerificationModel]] = {
+    "synthetic_cnn": load_synthetic_model,
+    "tiny": tiny_model,
+}
+
+# Small settings so the whole suite stays fast on one CPU thread; every registry entry must
+# appear here (a registry test enforces it), so a new method is smoke-tested by construction.
+METHOD_PARAMS: dict[str, dict[str, Any]] = {
+    "saliency": {},
+    "gradient_x_input": {},
+    "smoothgrad": {"n_samples": 4},
+    "integrated_gradients": {"n_steps": 8},
+    "geodesic_ig": {"n_steps": 8, "n_pilot": 16},
+    "grad_cam": {},
+    "layer_cam": {},
+    "deeplift": {},
+    "lrp": {},
+    "occlusion": {"patch_px": 8, "stride_px": 8},
+    "kernel_shap": {"n_samples": 40, "cell_px": 8},
+    "lime": {"n_samples": 40, "cell_px": 8},
+    "oracle": {},
+    "inverted": {"of": "saliency"},
+    "random": {},
+    "constant": {},
+}
+
+_CACHE: dict[str, VerificationModel] = {}
+
+
+def model(name: str) -> VerificationModel:
+    if name not in _CACHE:
+        _CACHE[name] = MODELS[name]()
+    return _CACHE[name]
+
+
+def make_batch(vmodel: VerificationModel, n: int, *, seed: int = 0,
+               pair_offset: int = 0) -> AttributionBatch:
+    side = vmodel.input_size_px
+    rng = numpy_generator(11, "attribution-tests", vmodel.name)
+    images = rng.random((2 * (n + pair_offset), 3, side, side)).astype(np.float32)
+    # smooth-ish images: a low-frequency pattern plus texture, so maps are not flat
+    images = np.clip(0.5 * images + 0.5 * images.mean(axis=1, keepdims=True), 0, 1)
+    probes = torch.from_numpy(images[pair_offset:pair_offset + n])
+    partners_x = torch.from_numpy(images[n + 2 * pair_offset:2 * n + 2 * pair_offset])
+    with torch.no_grad():
+        partners = vmodel.embed(partners_x)
+    masks = np.zeros((n, side, side), dtype=bool)
+    masks[:, side // 4:side // 2, side // 4:3 * side // 4] = True
+    return AttributionBatch(model=vmodel, probes=probes, partner_embeddings=partners,
+                            pair_ids=tuple(f"p{pair_offset + i}" for i in range(n)),
+                            identity_masks=masks, seed=seed)
+
+
+def row(batch: AttributionBatch, i: int) -> AttributionBatch:
+    masks = None if batch.identity_masks is None else batch.identity_masks[i:i + 1]
+    return AttributionBatch(model=batch.model, probes=batch.probes[i:i + 1],
+                            partner_embeddings=batch.partner_embeddings[i:i + 1],
+                            pair_ids=batch.pair_ids[i:i + 1], identity_masks=masks,
+                            seed=batch.seed)
