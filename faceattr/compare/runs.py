@@ -88,7 +88,10 @@ def load_run(root: Path) -> LoadedRun:
     try:
         records = tuple(load_records(folder))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{folder.records}: {exc}") from None
+        message = str(exc)
+        if str(folder.records) not in message:
+            message = f"{folder.records}: {message}"
+        raise ValueError(message) from None
     groups: dict[tuple[str, str], dict[str, PairRecord]] = {}
     for r in records:
         group = groups.setdefault((r.model, r.method), {})

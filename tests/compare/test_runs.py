@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from faceattr.compare import compare_main, compare_paths
+from tests.compare.builders import PROTOCOL, write_run
+
+LEGACY = Path(__file__).parents[2] / "fixtures" / "legacy"
+SAME = [i % 4 == 0 for i in range(200)]
+
+
+def _code(a: Path, b: Path, margin: float = 0.1) -> tuple[int, str]:
+    return compare_main(a, b, margin=margin, alpha=0.05, format="text")
+
+
+def test_identical_runs_on_enough_pairs_are_equivalent_exit_0(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {"saliency": SAME, "oracle": [False] * 200})
+    b = write_run(tmp_path / "b", {"saliency": SAME, "oracle": [False] * 200})
+    code, text = _code(a, b)
+    assert code == 0, text
+    assert "EXIT 0" in text
+    assert "equivalent: all 2 compared" in text
+
+
+def test_flipped_verdicts_are_a_regression_exit_1_and_are_listed(tmp_path: Path) -> None:
+    flipped = [v or 10 <= i < 40 for i, v in enumerate(SAME)]
+    a = write_run(tmp_path / "a", {"saliency": SAME})
+    b = write_run(tmp_path / "b", {"saliency": flipped})
+    result = compare_paths(a, b, margin=0.1, alpha=0.05)
+    assert result.exit_code == 1
+    (pc,) = result.paired
+    assert pc.verdict == "regression"
+    assert pc.n_flips == sum(a != b for a, b in zip(SAME, flipped, strict=True))
+    assert pc.risk_difference is not None
+    assert pc.risk_difference.estimate > 0  # B - A: FR went up
+    assert pc.mcnemar is not None
+    assert pc.mcnemar.test.reject
+    (margin_delta,) = [m for m in pc.metric_deltas if m.metric == "margin_rad"]
+    assert margin_delta.max_abs_delta == pytest.approx(0.95 + 0.3)
+    text = compare_main(a, b, margin=0.1, alpha=0.05, format="text")[1]
+    assert "flip p0010: survived (valid) -> falsified (valid)" in text
+    assert "regression: m/saliency" in text
+
+
+def test_equal_rates_on_too_few_pairs_are_not_shown_equivalent_exit_1(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {"saliency": SAME[:12]})
+    b = write_run(tmp_path / "b", {"saliency": SAME[:12]})
+    code, text = _code(a, b)
+    assert code == 1
+    assert "not shown equivalent within +-0.1" in text
+
+
+def test_different_estimands_cannot_be_compared_exit_2(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {"saliency": SAME})
+    b = write_run(tmp_path / "b", {"saliency": SAME}, verdict_rule="theorem")
+    code, text = _code(a, b)
+    assert code == 2
+    assert "different estimands: A share_falsified_itt[verdict=simple], " \
+           "B share_falsified_itt[verdict=theorem]" in text
+
+
+def test_no_shared_pairs_cannot_be_compared_exit_2(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {"saliency": SAME})
+    b = write_run(tmp_path / "b", {"saliency": SAME}, first_pair=1000)
+    code, text = _code(a, b)
+    assert code == 2
+    assert "no shared pair ids" in text
+
+
+def test_same_pair_id_with_other_images_cannot_be_compared_exit_2(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {"saliency": SAME})
+    b = write_run(tmp_path / "b", {"saliency": SAME}, image_salt="f")
+    code, text = _code(a, b)
+    assert code == 2
+    assert "200 pair id(s) name different images" in text
+
+
+def test_a_summary_that_disagrees_with_its_records_cannot_be_compared(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {"saliency": SAME})
+    b = write_run(tmp_path / "b", {"saliency": SAME})
+    doc = json.loads((b / "summary.json").read_text(encoding="utf-8"))
+    doc["methods"]["saliency"]["fr_itt"]["count"] -= 1
+    doc["methods"]["saliency"]["fr_itt"]["estimate"] = \
+        doc["methods"]["saliency"]["fr_itt"]["count"] / 200
+    (b / "summary.json").write_text(json.dumps(doc), encoding="utf-8")
+    code, text = _code(a, b)
+    assert code == 2
+    assert "summary.json says 49/200 falsified but records.jsonl has 50/200" in text
+
+
+def test_protocol_and_version_differences_are_listed_first_and_do_not_block(
+        tmp_path: Path) -> None:
+    other = {**PROTOCOL, "falsification": {"q_frac": 0.15, "fill": "mean"}}
+    a = write_run(tmp_path / "a", {"saliency": SAME})
+    b = write_run(tmp_path / "b", {"saliency": SAME}, protocol=other,
+                  packages={"numpy": "2.5.0", "torch": "2.13.0"})
+    code, text = _code(a, b)
+    assert code == 0
+    assert "[protocol] falsification.q_frac: A 0.1 | B 0.15" in text
+    assert "[provenance] packages.numpy: A \"2.4.6\" | B \"2.5.0\"" in text
+    assert text.index("[protocol]") < text.index("Paired comparisons")
+
+
+def test_partial_overlap_is_paired_on_the_shared_pairs(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {"saliency": SAME})
+    b = write_run(tmp_path / "b", {"saliency": SAME[50:] + SAME[:50]}, first_pair=50)
+    result = compare_paths(a, b, margin=0.1, alpha=0.05)
+    (pc,) = result.paired
+    assert (pc.n_shared, pc.n_only_a, pc.n_only_b) == (150, 50, 50)
+    assert pc.n_flips == 0
+
+
+def test_a_trivial_pair_counts_as_falsified_and_its_status_change_is_listed(
+        tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {"saliency": SAME})
+    b = write_run(tmp_path / "b", {"saliency": SAME}, trivial=[0])  # p0000 was falsified
+    (pc,) = compare_paths(a, b, margin=0.1, alpha=0.05).paired
+    (change,) = pc.changes
+    assert (change.status_a, change.status_b, change.verdict_flip) == ("valid", "trivial", False)
+
+
+def test_json_output_is_strict_and_complete(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {"saliency": SAME})
+    b = write_run(tmp_path / "b", {"saliency": [not v for v in SAME]})
+    code, raw = compare_main(a, b, margin=0.1, alpha=0.05, format="json")
+    doc = json.loads(raw)
+    assert code == doc["exit_code"] == 1
+    (pc,) = doc["paired"]
+    assert pc["n_flips"] == 200
+    assert pc["mcnemar"]["test"]["reject"] is True
+    assert pc["equivalence"]["equivalent"] is False
+
+
+def test_a_run_against_a_legacy_file_is_not_comparable(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {"saliency": SAME})
+    code, text = _code(a, LEGACY / "exp6_4_n500_results.json")
+    assert code == 2
+    assert "B has no pair ids" in text
+
+
+def test_a_folder_without_summary_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"empty: not a complete faceattr run folder "
+                                         r"\(no summary\.json\)"):
+        compare_paths(tmp_path / "empty", tmp_path / "empty", margin=0.1, alpha=0.05)
+
+
+def test_a_record_with_a_renamed_key_is_refused(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {"saliency": SAME})
+    lines = (a / "records.jsonl").read_text(encoding="utf-8").replace(
+        '"falsified":', '"is_falsified":')
+    (a / "records.jsonl").write_text(lines, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"records\.jsonl\S*: .*'is_falsified'"):
+        compare_paths(a, a, margin=0.1, alpha=0.05)
+
+
+def test_unknown_format_is_refused(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {"saliency": SAME})
+    with pytest.raises(ValueError, match="format must be 'text' or 'json'"):
+        compare_main(a, a, margin=0.1, alpha=0.05, format="yaml")  # type: ignore[arg-type]
