@@ -19,12 +19,50 @@ __all__ = ["main"]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from faceattr.experiments.run import run_protocol
+    from faceattr.experiments.run import Shard, run_protocol
     from faceattr.protocol import load_protocol
 
+    shard = Shard.parse(args.shard) if args.shard else None
     folder = run_protocol(load_protocol(Path(args.protocol)), Path(args.reports_dir),
-                          threads=args.threads, progress=not args.quiet)
+                          threads=args.threads, progress=not args.quiet, shard=shard)
     print(folder.root)
+    return 0
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from faceattr.experiments.shards import merge_shards
+    from faceattr.protocol import load_protocol
+
+    folder = merge_shards(load_protocol(Path(args.protocol)), Path(args.reports_dir),
+                          count=args.shards, threads=args.threads)
+    print(folder.root)
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from faceattr.experiments.plan import plan_run
+    from faceattr.protocol import load_protocol
+
+    print(plan_run(load_protocol(Path(args.protocol))).render())
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from faceattr.experiments.folder import RunFolder
+    from faceattr.io import read_json, read_jsonl
+    from faceattr.protocol import load_protocol
+
+    protocol = load_protocol(Path(args.protocol))
+    folder = RunFolder(Path(args.reports_dir) / protocol.run_name)
+    n_lines = len(read_jsonl(folder.records)) if folder.records.exists() else 0
+    expected = protocol.data.n_pairs * len(protocol.methods)
+    state = "complete" if folder.summary.exists() else (
+        "not started" if n_lines == 0 else "partial (resumable)")
+    print(f"{folder.root}: {state}; {n_lines}/{expected} records")
+    if folder.claims.exists():
+        claims = read_json(folder.claims)
+        print(f"claims: {claims['n_passed']}/{claims['n_declared']} passed; gate "
+              f"{'PASSED' if claims['gate_passed'] else 'FAILED'}")
     return 0
 
 
@@ -59,7 +97,19 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--quiet", action="store_true", help="no progress bars")
     run = sub.add_parser("run", parents=[common], help="run a protocol into a run folder")
     run.add_argument("protocol", help="protocol TOML")
+    run.add_argument("--shard", metavar="I/N", help="run only shard I of N (pairs I::N)")
     run.set_defaults(func=_cmd_run)
+    merge = sub.add_parser("merge", parents=[common], help="merge the N shards of a run")
+    merge.add_argument("protocol", help="protocol TOML")
+    merge.add_argument("--shards", type=int, required=True, metavar="N", help="shard count")
+    merge.set_defaults(func=_cmd_merge)
+    plan = sub.add_parser("plan", parents=[common],
+                          help="the work a protocol implies and its expected time")
+    plan.add_argument("protocol", help="protocol TOML")
+    plan.set_defaults(func=_cmd_plan)
+    status = sub.add_parser("status", parents=[common], help="progress of a protocol's run")
+    status.add_argument("protocol", help="protocol TOML")
+    status.set_defaults(func=_cmd_status)
     report = sub.add_parser("report", help="render report.html from a run folder")
     report.add_argument("run_dir")
     report.set_defaults(func=_cmd_report)
@@ -76,8 +126,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if hasattr(args, "threads"):
         torch.set_num_threads(args.threads)
+    from faceattr.experiments.run import GateFailedError
+
     try:
         code: int = args.func(args)
+    except GateFailedError as exc:
+        print(f"faceattr: gate failed: {exc}", file=sys.stderr)
+        return 1
     except (ProtocolError, ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"faceattr: error: {exc}", file=sys.stderr)
         return 2

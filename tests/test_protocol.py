@@ -92,6 +92,6 @@ def test_settings_of_another_mode_are_refused() -> None:
 
 def test_taus_must_leave_the_epsilon_gap() -> None:
     raw = _raw()
-    raw["falsification"]["tau_low"] = 0.45
+    raw["falsification"]["tau_low"] = 0.65  # tau_high = 0.7: a gap of 0.05 < epsilon = 0.1
     with pytest.raises(ProtocolError, match=r"Theorem 3\.5 needs tau_high - tau_low >= epsilon"):
         parse_protocol(raw, "bad.toml")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from faceattr.experiments.run import load_records, run_protocol
+from faceattr.experiments.folder import load_records
+from faceattr.experiments.run import run_protocol
 from faceattr.protocol import load_protocol
 from tests.helpers import small_protocol
 
@@ -37,7 +38,7 @@ def test_different_seed_changes_the_stochastic_fields(tmp_path: Path) -> None:
 
 
 def test_every_pair_has_a_status_and_constant_maps_are_trivial(tmp_path: Path) -> None:
-    from faceattr.experiments.run import RunFolder
+    from faceattr.experiments.folder import RunFolder
 
     records = load_records(RunFolder(_run(tmp_path, "a", small_protocol(n_pairs=8))))
     assert len(records) == 8 * 5
@@ -101,3 +102,42 @@ def test_planted_defect_fails_the_gate_and_the_report_says_so(tmp_path: Path) ->
     html = (run_dir / "report.html").read_text()
     assert "GATE FAILED" in html
     assert "control:inverted:fr&lt;=0.05: failed" in html
+
+
+def test_three_merged_shards_equal_a_single_run(tmp_path: Path) -> None:
+    from faceattr.experiments.run import Shard
+    from faceattr.experiments.shards import merge_shards
+
+    single = _run(tmp_path, "single", small_protocol(n_pairs=10))
+    path = tmp_path / "sharded.toml"
+    path.write_text(small_protocol(n_pairs=10, pairs_per_batch=2), encoding="utf-8")
+    protocol = load_protocol(path)
+    with pytest.raises(ValueError, match="incomplete shard"):
+        merge_shards(protocol, tmp_path / "sharded", count=3)
+    for index in (2, 0, 1):
+        run_protocol(protocol, tmp_path / "sharded", progress=False, shard=Shard(index, 3))
+    merged = merge_shards(protocol, tmp_path / "sharded", count=3)
+    for name in ("records.jsonl", "summary.json", "manifest.json"):
+        assert (merged.root / name).read_bytes() == (single / name).read_bytes(), name
+
+
+def test_shard_syntax_is_checked() -> None:
+    from faceattr.experiments.run import Shard
+
+    assert Shard.parse("1/3") == Shard(1, 3)
+    with pytest.raises(ValueError, match="expected i/n"):
+        Shard.parse("1-3")
+    with pytest.raises(ValueError, match="need 0 <= i < n"):
+        Shard.parse("3/3")
+
+
+def test_a_corrupted_record_fails_schema_validation_on_read(tmp_path: Path) -> None:
+    from faceattr.experiments.folder import RunFolder
+
+    root = _run(tmp_path, "a", small_protocol(n_pairs=4, methods=("oracle",)))
+    lines = (root / "records.jsonl").read_text().splitlines(keepends=True)
+    lines[1] = lines[1].replace('"pairwise_violation_frac":0.0', '"pairwise_violation_frac":50.0')
+    (root / "records.jsonl").write_text("".join(lines))
+    with pytest.raises(ValueError, match=r"records.jsonl:2: record schema violation at "
+                                         r"pairwise_violation_frac: 50.0 is greater than"):
+        load_records(RunFolder(root))

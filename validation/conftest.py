@@ -17,7 +17,8 @@ import torch
 
 from faceattr.claims import CLAIM_KINDS, ClaimResult, evaluate_claim
 from faceattr.claims.ledger import claims_document, write_claims
-from faceattr.experiments.run import RunFolder, load_summary, run_protocol
+from faceattr.experiments.folder import RunFolder, load_summary
+from faceattr.experiments.run import run_protocol
 from faceattr.experiments.summary import RunSummary
 from faceattr.protocol import ClaimSpec, Protocol, load_protocol
 from faceattr.report import render_report

@@ -1,9 +1,11 @@
-"""Run a protocol end to end into a run folder; resumable.
+"""Run a protocol end to end into a run folder: resumable and shardable.
 
 protocol -> pairs (manifest) -> model (gate) -> attribution -> falsification -> records
--> summary. The folder ``reports/<name>-<hash>/`` holds ``protocol.json``, ``manifest.json``,
-``records.jsonl`` (flushed per pair), ``summary.json``, ``provenance.json`` and
-``timing.json`` (wall-clock times, kept apart from the deterministic artefacts).
+-> summary. ``reports/<name>-<hash>/`` holds ``protocol.json``, ``manifest.json``,
+``records.jsonl`` (flushed per line), ``summary.json``, ``provenance.json`` and
+``timing.json`` (wall-clock times, kept apart from the deterministic artefacts). A shard
+``i/n`` runs pairs ``i, i + n, i + 2n, ...`` into ``<run>/shards/<i>-of-<n>/``;
+:func:`faceattr.experiments.shards.merge_shards` combines them.
 """
 
 from __future__ import annotations
@@ -21,18 +23,29 @@ from tqdm import tqdm
 from faceattr.attribution import AttributionBatch, AttributionMethod, build_method
 from faceattr.data.pairs import LoadedImage, Pair, PairSource, build_manifest, manifest_sha256
 from faceattr.data.synthetic_pairs import SyntheticPairSource
+from faceattr.experiments.folder import (
+    RunFolder,
+    append_record,
+    load_records,
+    load_summary,
+    prepare_folder,
+    write_records,
+    write_summary,
+)
 from faceattr.experiments.gate import model_gate
 from faceattr.experiments.provenance import provenance
 from faceattr.experiments.summary import RunSummary, summarise_method
 from faceattr.falsification import FalsificationSettings, PairInputs, falsify_maps
-from faceattr.falsification.engine import failed_record
-from faceattr.io import append_jsonl_line, atomic_write_text, read_json, read_jsonl, write_json
+from faceattr.falsification.engine import clean_scores, failed_record
+from faceattr.io import read_json, write_json
 from faceattr.models.base import VerificationModel, embed_batched
 from faceattr.models.loading import load_model
 from faceattr.protocol import Protocol
 from faceattr.records import PairRecord
 
-__all__ = ["GateFailedError", "RunFolder", "load_records", "load_summary", "run_protocol"]
+__all__ = ["ATTRIBUTION_CHUNK", "GateFailedError", "RunFolder", "Shard", "build_source",
+           "falsification_settings", "finalize_run", "load_records", "load_summary",
+           "run_protocol"]
 
 
 class GateFailedError(RuntimeError):
@@ -40,50 +53,28 @@ class GateFailedError(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
-class RunFolder:
-    """Paths of one run's artefacts."""
+class Shard:
+    """Shard ``index`` of ``count``: the pairs at positions ``index::count``."""
 
-    root: Path
+    index: int
+    count: int
 
-    @property
-    def protocol(self) -> Path:
-        """The protocol's canonical content."""
-        return self.root / "protocol.json"
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index}/{self.count}: need 0 <= i < n")
 
-    @property
-    def manifest(self) -> Path:
-        """The pair manifest."""
-        return self.root / "manifest.json"
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """Parse ``"i/n"``."""
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard {text!r}: expected i/n, e.g. 0/3") from None
+        return cls(index, count)
 
-    @property
-    def records(self) -> Path:
-        """Per-pair records (JSONL)."""
-        return self.root / "records.jsonl"
-
-    @property
-    def summary(self) -> Path:
-        """The run summary (written last: its presence marks a complete run)."""
-        return self.root / "summary.json"
-
-    @property
-    def provenance(self) -> Path:
-        """Deterministic provenance."""
-        return self.root / "provenance.json"
-
-    @property
-    def timing(self) -> Path:
-        """Wall-clock timings (not deterministic)."""
-        return self.root / "timing.json"
-
-    @property
-    def claims(self) -> Path:
-        """Claim verdicts written by the validation suite."""
-        return self.root / "claims.json"
-
-    @property
-    def report(self) -> Path:
-        """The HTML report."""
-        return self.root / "report.html"
+    def folder(self, run_root: Path) -> RunFolder:
+        """The shard's folder inside the run folder."""
+        return RunFolder(run_root / "shards" / f"{self.index}-of-{self.count}")
 
 
 def build_source(protocol: Protocol) -> PairSource:
@@ -94,6 +85,24 @@ def build_source(protocol: Protocol) -> PairSource:
                                first_identity=data.first_identity, sampling_seed=protocol.seed)
 
 
+def falsification_settings(protocol: Protocol) -> FalsificationSettings:
+    """The engine settings a protocol declares."""
+    fs = protocol.falsification
+    return FalsificationSettings(
+        regions=fs.regions, q_frac=fs.q_frac, theta_high=fs.theta_high,
+        theta_low=fs.theta_low, area_ratio_bounds=fs.area_ratio_bounds,
+        k_per_region=fs.k_per_region, fill=fs.fill, blur_sigma_px=fs.blur_sigma_px,
+        perturbation_sigma=fs.perturbation_sigma, verdict=fs.verdict, distance=fs.distance,
+        tau_high=fs.tau_high, tau_low=fs.tau_low, epsilon=fs.epsilon, alpha=fs.test_alpha,
+        forward_chunk=protocol.execution.forward_chunk)
+
+
+def build_methods(protocol: Protocol) -> list[AttributionMethod]:
+    """The protocol's methods, in canonical (id) order."""
+    return sorted((build_method(m.id, m.method, m.params_dict(), protocol.source_path)
+                   for m in protocol.methods), key=lambda m: m.method_id)
+
+
 def _load_images(source: PairSource, pairs: Sequence[Pair]) -> dict[str, LoadedImage]:
     images: dict[str, LoadedImage] = {}
     for pair in pairs:
@@ -101,29 +110,6 @@ def _load_images(source: PairSource, pairs: Sequence[Pair]) -> dict[str, LoadedI
             if image_id not in images:
                 images[image_id] = source.load_image(image_id)
     return images
-
-
-def _prepare_folder(folder: RunFolder, protocol: Protocol) -> None:
-    folder.root.mkdir(parents=True, exist_ok=True)
-    if folder.protocol.exists():
-        if folder.protocol.read_text(encoding="utf-8") != protocol.content:
-            raise ValueError(f"{folder.root} holds a run of a different protocol; "
-                             "refusing to overwrite it (move it away or use another reports dir)")
-    else:
-        atomic_write_text(folder.protocol, protocol.content)
-
-
-def _completed_pairs(folder: RunFolder, n_methods: int) -> list[PairRecord]:
-    """Records of fully processed pairs; a torn tail is cut off so the run can resume."""
-    if not folder.records.exists():
-        return []
-    records = [PairRecord.from_json(row) for row in read_jsonl(folder.records)]
-    n_complete = (len(records) // n_methods) * n_methods
-    kept = records[:n_complete]
-    from faceattr.io import dumps_strict
-
-    atomic_write_text(folder.records, "".join(dumps_strict(r.to_json()) + "\n" for r in kept))
-    return kept
 
 
 def _embed_all(model: VerificationModel, images: dict[str, LoadedImage],
@@ -173,8 +159,7 @@ def _method_records(method: AttributionMethod, model: VerificationModel, inputs:
         maps = attribute_in_fixed_chunks(method, batch)
     except Exception as exc:  # noqa: BLE001 — recorded per pair as error:<type>, never dropped
         status = f"error:{type(exc).__name__}"
-        scores = (inputs.probe_embeddings.astype(np.float64)
-                  * inputs.partner_embeddings.astype(np.float64)).sum(axis=1)
+        scores = clean_scores(inputs)
         return [failed_record(p, model.name, method.method_id, status, str(exc) or status,
                               float(scores[i]), settings.verdict)
                 for i, p in enumerate(inputs.pairs)]
@@ -182,53 +167,36 @@ def _method_records(method: AttributionMethod, model: VerificationModel, inputs:
                         settings=settings)
 
 
-def falsification_settings(protocol: Protocol) -> FalsificationSettings:
-    """The engine settings a protocol declares."""
-    fs = protocol.falsification
-    return FalsificationSettings(
-        regions=fs.regions, q_frac=fs.q_frac, theta_high=fs.theta_high,
-        theta_low=fs.theta_low, area_ratio_bounds=fs.area_ratio_bounds,
-        k_per_region=fs.k_per_region, fill=fs.fill, blur_sigma_px=fs.blur_sigma_px,
-        perturbation_sigma=fs.perturbation_sigma, verdict=fs.verdict, distance=fs.distance,
-        tau_high=fs.tau_high, tau_low=fs.tau_low, epsilon=fs.epsilon, alpha=fs.test_alpha,
-        forward_chunk=protocol.execution.forward_chunk)
+def _resume(folder: RunFolder, n_methods: int) -> int:
+    """Keep the records of fully processed pairs (cut a torn tail); return their count."""
+    records = load_records(folder)
+    n_pairs_done = len(records) // n_methods
+    if len(records) != n_pairs_done * n_methods or not folder.records.exists():
+        write_records(folder, records[:n_pairs_done * n_methods])
+    return n_pairs_done
 
 
-def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
-                 progress: bool = True) -> RunFolder:
-    """Run (or resume, or reuse) the protocol's run under ``reports_dir``.
-
-    Returns
-    -------
-    RunFolder
-        The folder holding the complete run's artefacts.
-    """
-    folder = RunFolder(reports_dir / protocol.run_name)
-    _prepare_folder(folder, protocol)
-    if folder.summary.exists():
-        return folder
-    started = time.time()
-    source = build_source(protocol)
-    pairs = source.pairs()
-    images = _load_images(source, pairs)
-    manifest = build_manifest(source, pairs, {k: v.sha256() for k, v in images.items()})
-    write_json(folder.manifest, manifest)
-    model = load_model(protocol.model.name)
-    embeddings = _embed_all(model, images, protocol.execution.forward_chunk)
-    scores = np.array([float(embeddings[p.image_a].astype(np.float64)
-                             @ embeddings[p.image_b].astype(np.float64)) for p in pairs])
-    gate = model_gate(model.name, scores, np.array([p.is_genuine for p in pairs]),
-                      min_auc=protocol.model.min_auc)
+def _check_gate(model: VerificationModel, pairs: Sequence[Pair],
+                embeddings: dict[str, NDArray[np.float32]], min_auc: float) -> None:
+    inputs = PairInputs(pairs=pairs, probes=np.zeros((0, 3, 1, 1), dtype=np.float32),
+                        probe_embeddings=np.stack([embeddings[p.image_a] for p in pairs]),
+                        partner_embeddings=np.stack([embeddings[p.image_b] for p in pairs]))
+    gate = model_gate(model.name, clean_scores(inputs),
+                      np.array([p.is_genuine for p in pairs]), min_auc=min_auc)
     if not gate.passed:
         raise GateFailedError(f"model {model.name} failed the gate: AUC {gate.auc:.4f} < "
                               f"{gate.min_auc:g} on {len(pairs)} pairs; attributions of a model "
                               "that does not verify faces are not trusted")
-    methods = sorted((build_method(m.id, m.method, m.params_dict(), protocol.source_path)
-                      for m in protocol.methods), key=lambda m: m.method_id)
+
+
+def _process(folder: RunFolder, protocol: Protocol, model: VerificationModel,
+             pairs: Sequence[Pair], images: dict[str, LoadedImage],
+             embeddings: dict[str, NDArray[np.float32]], progress: bool) -> int:
+    methods = build_methods(protocol)
     settings = falsification_settings(protocol)
-    done = _completed_pairs(folder, len(methods))
+    n_done = _resume(folder, len(methods))
+    todo = pairs[n_done:]
     step = protocol.execution.pairs_per_batch
-    todo = pairs[len(done) // len(methods):]
     for start in tqdm(range(0, len(todo), step), desc=protocol.name, unit="batch",
                       disable=not progress):
         chunk = todo[start:start + step]
@@ -236,37 +204,82 @@ def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
             pairs=chunk, probes=np.stack([images[p.image_a].image for p in chunk]),
             probe_embeddings=np.stack([embeddings[p.image_a] for p in chunk]),
             partner_embeddings=np.stack([embeddings[p.image_b] for p in chunk]))
-        masks_list = [images[p.image_a].identity_mask for p in chunk]
-        masks = None if any(m is None for m in masks_list) else np.stack(masks_list)  # type: ignore[arg-type]
-        by_method = [_method_records(m, model, inputs, masks, protocol, settings)
+        masks = [images[p.image_a].identity_mask for p in chunk]
+        stacked = None if any(m is None for m in masks) else np.stack(masks)  # type: ignore[arg-type]
+        by_method = [_method_records(m, model, inputs, stacked, protocol, settings)
                      for m in methods]
         for i in range(len(chunk)):
             for records in by_method:
-                append_jsonl_line(folder.records, records[i].to_json())
-    records = load_records(folder)
+                append_record(folder, records[i])
+    return n_done
+
+
+def finalize_run(folder: RunFolder, protocol: Protocol, manifest: dict[str, object],
+                 records: Sequence[PairRecord], *, weights_sha256: str, threads: int) -> None:
+    """Write provenance and the summary of a complete run, from its records only."""
+    by_pair: dict[str, PairRecord] = {}
+    for record in records:
+        by_pair.setdefault(record.pair_id, record)
+    scores = np.array([by_pair[p].score_clean for p in sorted(by_pair)], dtype=np.float64)
+    labels = np.array([by_pair[p].is_genuine for p in sorted(by_pair)])
+    gate = model_gate(protocol.model.name, scores, labels, min_auc=protocol.model.min_auc)
+    method_ids = sorted({r.method for r in records})
     summary = RunSummary(
         run_name=protocol.run_name, protocol_sha256=protocol.content_sha256,
-        manifest_sha256=manifest_sha256(manifest), seed=protocol.seed, n_pairs=len(pairs),
+        manifest_sha256=manifest_sha256(manifest), seed=protocol.seed, n_pairs=len(by_pair),
         gate=gate,
-        methods={m.method_id: summarise_method([r for r in records if r.method == m.method_id],
-                                               alpha=protocol.alpha,
-                                               interval_method=protocol.interval_method)
-                 for m in methods})
+        methods={m: summarise_method([r for r in records if r.method == m],
+                                     alpha=protocol.alpha,
+                                     interval_method=protocol.interval_method)
+                 for m in method_ids})
     write_json(folder.provenance, provenance(
         protocol_sha256=protocol.content_sha256, manifest_sha256=summary.manifest_sha256,
-        seed=protocol.seed, model=model.name, weights_sha256=model.weights_sha256,
+        seed=protocol.seed, model=protocol.model.name, weights_sha256=weights_sha256,
         threads=threads))
-    write_json(folder.timing, {"wall_s": time.time() - started, "finished_unix_s": time.time(),
-                               "resumed_pairs": len(done) // len(methods)})
-    write_json(folder.summary, summary.to_json())
+    write_summary(folder, summary)
+
+
+def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
+                 progress: bool = True, shard: Shard | None = None) -> RunFolder:
+    """Run (or resume, or reuse) the protocol's run — or one shard of it.
+
+    Returns
+    -------
+    RunFolder
+        The complete run's folder, or the shard's folder.
+    """
+    run_root = reports_dir / protocol.run_name
+    folder = shard.folder(run_root) if shard else RunFolder(run_root)
+    prepare_folder(folder, protocol)
+    if folder.summary.exists() or folder.shard_done.exists():
+        return folder
+    started = time.time()
+    source = build_source(protocol)
+    pairs = source.pairs()
+    mine = pairs[shard.index::shard.count] if shard else pairs
+    images = _load_images(source, pairs if shard is None else mine)
+    hashes = {k: v.sha256() for k, v in images.items()} if shard is None else \
+        {k: v.sha256() for k, v in _load_images(source, pairs).items()}
+    manifest = build_manifest(source, pairs, hashes)
+    write_json(folder.manifest, manifest)
+    model = load_model(protocol.model.name)
+    embeddings = _embed_all(model, images, protocol.execution.forward_chunk)
+    _check_gate(model, mine, embeddings, protocol.model.min_auc)
+    n_resumed = _process(folder, protocol, model, mine, images, embeddings, progress)
+    timing = {"wall_s": time.time() - started, "finished_unix_s": time.time(),
+              "resumed_pairs": n_resumed}
+    write_json(folder.timing, timing)
+    if shard is not None:
+        write_json(folder.shard_done, {"index": shard.index, "count": shard.count,
+                                       "n_pairs": len(mine), "weights_sha256":
+                                       model.weights_sha256})
+    else:
+        finalize_run(folder, protocol, manifest, load_records(folder),
+                     weights_sha256=model.weights_sha256, threads=threads)
     return folder
 
 
-def load_records(folder: RunFolder) -> list[PairRecord]:
-    """Read and validate every record of a run."""
-    return [PairRecord.from_json(row) for row in read_jsonl(folder.records)]
-
-
-def load_summary(folder: RunFolder) -> RunSummary:
-    """Read a complete run's summary."""
-    return RunSummary.from_json(read_json(folder.summary))
+def shard_info(folder: RunFolder) -> dict[str, object]:
+    """The done-marker of a shard."""
+    info: dict[str, object] = read_json(folder.shard_done)
+    return info

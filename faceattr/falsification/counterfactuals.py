@@ -28,7 +28,8 @@ def _base_values(flat: NDArray[np.float32], image: NDArray[np.float32], fill: Fi
     if fill == "zero" or fill == "noise":
         return np.zeros((channels, 1))
     if fill == "mean":
-        return flat.mean(axis=1, dtype=np.float64)[:, None]
+        means: NDArray[np.float64] = flat.mean(axis=1, dtype=np.float64)
+        return means[:, None]
     if fill == "blur":
         if blur_sigma_px <= 0:
             raise ValueError(f"blur fill needs blur_sigma_px > 0, got {blur_sigma_px}")

@@ -33,7 +33,8 @@ from faceattr.models.base import VerificationModel, embed_batched
 from faceattr.records import PairRecord
 from faceattr.rng import numpy_generator
 
-__all__ = ["FalsificationSettings", "PairInputs", "failed_record", "falsify_maps"]
+__all__ = ["FalsificationSettings", "PairInputs", "clean_scores", "failed_record",
+           "falsify_maps"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,18 @@ def failed_record(pair: Pair, model: str, method: str, status: str, reason: str,
                       pairwise_violation_frac=None)
 
 
+def clean_scores(inputs: PairInputs) -> NDArray[np.float64]:
+    """Verification scores ``<f(x_a), f(x_b)>`` of the clean pairs, float64 (N,).
+
+    The one place clean scores are computed, so that records and the model gate agree to
+    the last bit.
+    """
+    products = (inputs.probe_embeddings.astype(np.float64)
+                * inputs.partner_embeddings.astype(np.float64))
+    scores: NDArray[np.float64] = products.sum(axis=1)
+    return scores
+
+
 def _region_streams(seed: int, pair_id: str, model: str, method: str, region: str,
                     k: int) -> list[np.random.Generator]:
     return [numpy_generator(seed, pair_id, model, method, region, i) for i in range(k)]
@@ -132,8 +145,7 @@ def falsify_maps(model: VerificationModel, inputs: PairInputs, maps: NDArray[np.
     list of PairRecord
         One per pair, in input order, each with a status.
     """
-    scores = (inputs.probe_embeddings.astype(np.float64)
-              * inputs.partner_embeddings.astype(np.float64)).sum(axis=1)
+    scores = clean_scores(inputs)
     k = settings.k_per_region
     plans: list[Regions | PairRecord] = []
     images: list[NDArray[np.float32]] = []

@@ -1,0 +1,1 @@
+"""JSON Schemas of the run artefacts, validated on write and on read."""
