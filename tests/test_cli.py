@@ -31,7 +31,8 @@ def test_percent_where_a_fraction_is_due_is_exit_2(tmp_path: Path,
 
 
 def test_untrained_model_fails_the_gate_with_exit_1(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     # a random-initialised network (explicit generator) written by the test: not a face model
     import torch
 
