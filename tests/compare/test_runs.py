@@ -161,3 +161,32 @@ def test_unknown_format_is_refused(tmp_path: Path) -> None:
     a = write_run(tmp_path / "a", {"saliency": SAME})
     with pytest.raises(ValueError, match="format must be 'text' or 'json'"):
         compare_main(a, a, margin=0.1, alpha=0.05, format="yaml")  # type: ignore[arg-type]
+
+
+def test_two_real_runs_with_a_different_fill_list_the_protocol_change(tmp_path: Path) -> None:
+    from faceattr.compare.golden import GOLDEN_DIR
+    from faceattr.experiments.run import run_protocol
+    from faceattr.protocol import load_protocol
+
+    text = (GOLDEN_DIR / "synthetic_small.toml").read_text(encoding="utf-8")
+    roots = []
+    for name, fill in (("a", 'fill = "mean"'), ("b", 'fill = "zero"')):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text.replace('fill = "mean"', fill).replace(
+            "n_pairs = 16", "n_pairs = 6"), encoding="utf-8")
+        roots.append(run_protocol(load_protocol(path), tmp_path / name, progress=False).root)
+    result = compare_paths(roots[0], roots[1], margin=0.1, alpha=0.05)
+    assert result.exit_code == 1  # 6 pairs can never show equivalence within 0.1
+    assert [c.key for c in result.context if c.category == "protocol"] == ["falsification.fill"]
+    assert {p.method for p in result.paired} == {"saliency", "oracle", "inverted", "random",
+                                                 "constant"}
+
+
+def test_the_html_section_is_escaped(tmp_path: Path) -> None:
+    from faceattr.compare import render_html_section
+
+    a = write_run(tmp_path / "a", {"<b>": SAME})
+    html = render_html_section(compare_paths(a, a, margin=0.1, alpha=0.05))
+    assert "Comparison: EQUIVALENT (exit 0)" in html
+    assert "&lt;b&gt;" in html
+    assert "<b>" not in html
