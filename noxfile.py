@@ -21,6 +21,10 @@ THREADS_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 def _install(session: nox.Session, *groups: str) -> None:
     session.install(TORCH_SPEC)
     session.install("-e", ".")
+    # facenet-pytorch 2.6.0 pins torch<2.3, torchvision<0.18, numpy<2, Pillow<10.3: install it
+    # without its dependencies; faceattr supplies the two torchvision functions it uses when
+    # torchvision is absent (faceattr/models/_torchvision_shim.py).
+    session.install("--no-deps", "facenet-pytorch==2.6.0")
     if groups:
         session.install(*nox.project.dependency_groups(PYPROJECT, *groups))
 

@@ -55,10 +55,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
     protocol = load_protocol(Path(args.protocol))
     folder = RunFolder(Path(args.reports_dir) / protocol.run_name)
     n_lines = len(read_jsonl(folder.records)) if folder.records.exists() else 0
-    expected = protocol.data.n_pairs * len(protocol.methods)
+    n_pairs = read_json(folder.manifest)["n_pairs"] if folder.manifest.exists() else "?"
+    expected = f"{n_pairs} pairs x {len(protocol.methods)} methods"
     state = "complete" if folder.summary.exists() else (
         "not started" if n_lines == 0 else "partial (resumable)")
-    print(f"{folder.root}: {state}; {n_lines}/{expected} records")
+    print(f"{folder.root}: {state}; {n_lines} records of {expected}")
     if folder.claims.exists():
         claims = read_json(folder.claims)
         print(f"claims: {claims['n_passed']}/{claims['n_declared']} passed; gate "

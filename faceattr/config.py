@@ -98,6 +98,16 @@ class TableReader:
             raise self._fail(key, value, f"a fraction in {bracket}0, {maximum}]{hint}")
         return number
 
+    def integers(self, key: str, *, default: list[int], minimum: int, maximum: int
+                 ) -> list[int]:
+        """Read a list of integers within bounds."""
+        value = self._get(key, default)
+        if not isinstance(value, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and minimum <= v <= maximum
+                for v in value):
+            raise self._fail(key, value, f"a list of integers in [{minimum}, {maximum}]")
+        return value
+
     def boolean(self, key: str, *, default: bool | _Missing = _MISSING) -> bool:
         """Read a boolean."""
         value = self._get(key, default)

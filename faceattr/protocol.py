@@ -16,29 +16,21 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from faceattr.config import ProtocolError, TableReader
+from faceattr.data.sources import SourceSpec, parse_source
 from faceattr.falsification.planning import hoeffding_k
 from faceattr.io import dumps_strict
 
-__all__ = ["ClaimSpec", "DataSpec", "ExecutionSpec", "FalsificationSpec", "MethodSpec",
+__all__ = ["ClaimSpec", "ExecutionSpec", "FalsificationSpec", "MethodSpec",
            "ModelSpec", "Protocol", "ProtocolError", "load_protocol"]
 
 
 @dataclass(frozen=True, slots=True)
-class DataSpec:
-    """``[data]``: the pair source and its parameters."""
-
-    source: Literal["synthetic"]
-    world_seed: int
-    n_pairs: int
-    genuine_fraction: float
-    first_identity: int
-
-
-@dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """``[model]``: which verification model, and the gate it must pass (AUC on the pairs)."""
+    """``[model]``: which verification model, its weights file (optional; otherwise the
+    model's own lookup: environment variable, cache), and the gate it must pass."""
 
-    name: Literal["synthetic_cnn"]
+    name: str
+    weights: str | None
     min_auc: float
 
 
@@ -112,7 +104,7 @@ class Protocol:
     seed: int
     alpha: float
     interval_method: Literal["wilson", "clopper-pearson"]
-    data: DataSpec
+    data: SourceSpec
     model: ModelSpec
     methods: tuple[MethodSpec, ...]
     falsification: FalsificationSpec
@@ -167,13 +159,13 @@ def _parse_claims(where: str, tables: list[Mapping[str, Any]],
     return tuple(ClaimSpec(id=s.id, kind=s.kind, params=s.params) for s in specs)
 
 
-def _parse_data(where: str, table: Mapping[str, Any]) -> DataSpec:
-    r = TableReader(table, f"{where} [data]")
-    spec = DataSpec(source=cast(Literal["synthetic"], r.text("source", allowed=["synthetic"])),
-                    world_seed=r.integer("world_seed", minimum=0),
-                    n_pairs=r.integer("n_pairs", minimum=2, maximum=1_000_000),
-                    genuine_fraction=r.fraction("genuine_fraction"),
-                    first_identity=r.integer("first_identity", minimum=0))
+def _parse_model(where: str, table: Mapping[str, Any]) -> ModelSpec:
+    from faceattr.models.loading import MODEL_NAMES
+
+    r = TableReader(table, f"{where} [model]")
+    spec = ModelSpec(name=r.text("name", allowed=list(MODEL_NAMES)),
+                     weights=r.text("weights", default="") or None,
+                     min_auc=r.fraction("min_auc"))
     r.finish()
     return spec
 
@@ -242,12 +234,8 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
     interval = cast(Literal["wilson", "clopper-pearson"],
                     head.text("interval_method", allowed=["wilson", "clopper-pearson"]))
     head.finish()
-    data = _parse_data(where, top.table("data"))
-    model_r = TableReader(top.table("model"), f"{where} [model]")
-    model = ModelSpec(name=cast(Literal["synthetic_cnn"],
-                                model_r.text("name", allowed=["synthetic_cnn"])),
-                      min_auc=model_r.fraction("min_auc"))
-    model_r.finish()
+    data = parse_source(top.table("data"), f"{where} [data]")
+    model = _parse_model(where, top.table("model"))
     methods = _parse_methods(where, top.tables("methods"))
     falsification = _parse_falsification(where, top.table("falsification"))
     exe_r = TableReader(top.table("execution"), f"{where} [execution]")

@@ -58,7 +58,7 @@ def test_run_then_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     path = _write(tmp_path, small_protocol(n_pairs=4, methods=("oracle",)))
     assert main(["run", str(path), "--quiet", "--reports-dir", str(tmp_path)]) == 0
     assert main(["status", str(path), "--reports-dir", str(tmp_path)]) == 0
-    assert "complete; 4/4 records" in capsys.readouterr().out
+    assert "complete; 4 records of 4 pairs x 1 methods" in capsys.readouterr().out
 
 
 def test_plan_lists_every_method(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -81,8 +81,8 @@ def parse_lfw_pairs(pairs_file: Path) -> list[tuple[str, int, str, int, int]]:
             rows.append((tokens[0], _int(tokens[1], path, line_no), tokens[2],
                          _int(tokens[3], path, line_no), fold))
         else:
-            due = "genuine 'name n1 n2'" if genuine_due else "impostor 'name1 n1 name2 n2'"
-            raise ValueError(f"{path}:{line_no}: expected a {due} line, got {' '.join(tokens)!r}")
+            due = "a genuine 'name n1 n2'" if genuine_due else "an impostor 'name1 n1 name2 n2'"
+            raise ValueError(f"{path}:{line_no}: expected {due} line, got {' '.join(tokens)!r}")
     return rows
 
 

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["LoadedImage", "Pair", "PairSource", "build_manifest", "content_pair_id",
-           "manifest_sha256"]
+__all__ = ["LimitedPairSource", "LoadedImage", "Pair", "PairSource", "build_manifest",
+           "content_pair_id", "image_hashes", "manifest_sha256"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,52 @@ class PairSource(Protocol):
     def load_image(self, image_id: str) -> LoadedImage:
         """Load one image by id."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class LimitedPairSource:
+    """The first ``n_pairs`` pairs of another source, in its order (e.g. LFW n = 500)."""
+
+    inner: PairSource
+    n_pairs: int
+
+    @property
+    def name(self) -> str:
+        """The inner source's name."""
+        return self.inner.name
+
+    def pairs(self) -> list[Pair]:
+        """The first ``n_pairs`` pairs; fewer available is an error."""
+        pairs = self.inner.pairs()
+        if len(pairs) < self.n_pairs:
+            raise ValueError(f"source {self.name!r} has {len(pairs)} pairs, fewer than the "
+                             f"{self.n_pairs} the protocol asks for")
+        return pairs[:self.n_pairs]
+
+    def load_image(self, image_id: str) -> LoadedImage:
+        """Delegate to the inner source."""
+        return self.inner.load_image(image_id)
+
+    def file_sha256(self, image_id: str) -> str:
+        """Delegate (photo sources hash files)."""
+        method = getattr(self.inner, "file_sha256", None)
+        if method is None:
+            raise AttributeError(f"source {self.name!r} has no files to hash")
+        digest: str = method(image_id)
+        return digest
+
+
+def image_hashes(source: PairSource, pairs: Sequence[Pair],
+                 images: dict[str, LoadedImage]) -> dict[str, str]:
+    """SHA-256 of every image of ``pairs``: of the file for photo sources (what is on disk),
+    of the decoded float32 array for generated sources."""
+    ids = sorted({p.image_a for p in pairs} | {p.image_b for p in pairs})
+    file_hash = getattr(source, "file_sha256", None)
+    if file_hash is not None and not (isinstance(source, LimitedPairSource)
+                                      and getattr(source.inner, "file_sha256", None) is None):
+        return {image_id: str(file_hash(image_id)) for image_id in ids}
+    return {image_id: (images[image_id] if image_id in images
+                       else source.load_image(image_id)).sha256() for image_id in ids}
 
 
 def content_pair_id(source: str, image_a: str, image_b: str) -> str:

@@ -12,11 +12,11 @@ from faceattr.attribution import AttributionBatch
 from faceattr.experiments.run import (
     ATTRIBUTION_CHUNK,
     build_methods,
+    build_model,
     build_source,
     falsification_settings,
 )
 from faceattr.models.base import embed_batched
-from faceattr.models.loading import load_model
 from faceattr.protocol import Protocol
 
 __all__ = ["MethodPlan", "RunPlan", "plan_run"]
@@ -65,8 +65,9 @@ class RunPlan:
 def plan_run(protocol: Protocol) -> RunPlan:
     """Calibrate on the first pairs and extrapolate to the whole protocol."""
     source = build_source(protocol)
-    pairs = source.pairs()[:ATTRIBUTION_CHUNK]
-    model = load_model(protocol.model.name)
+    all_pairs = source.pairs()
+    pairs = all_pairs[:ATTRIBUTION_CHUNK]
+    model = build_model(protocol)
     probes = torch.from_numpy(np.stack([source.load_image(p.image_a).image for p in pairs]))
     partners = torch.from_numpy(np.stack([source.load_image(p.image_b).image for p in pairs]))
     masks_list = [source.load_image(p.image_a).identity_mask for p in pairs]
@@ -82,7 +83,7 @@ def plan_run(protocol: Protocol) -> RunPlan:
                              pair_ids=tuple(p.pair_id for p in pairs), identity_masks=masks,
                              seed=protocol.seed)
     k = falsification_settings(protocol).k_per_region
-    n_pairs = protocol.data.n_pairs
+    n_pairs = len(all_pairs)
     plans = []
     for method in build_methods(protocol):
         started = time.perf_counter()

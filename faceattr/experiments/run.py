@@ -21,8 +21,15 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from faceattr.attribution import AttributionBatch, AttributionMethod, build_method
-from faceattr.data.pairs import LoadedImage, Pair, PairSource, build_manifest, manifest_sha256
-from faceattr.data.synthetic_pairs import SyntheticPairSource
+from faceattr.data.pairs import (
+    LoadedImage,
+    Pair,
+    PairSource,
+    build_manifest,
+    image_hashes,
+    manifest_sha256,
+)
+from faceattr.data.sources import build_source as build_pair_source
 from faceattr.experiments.folder import (
     RunFolder,
     append_record,
@@ -79,10 +86,13 @@ class Shard:
 
 def build_source(protocol: Protocol) -> PairSource:
     """The protocol's pair source."""
-    data = protocol.data
-    return SyntheticPairSource(world_seed=data.world_seed, n_pairs=data.n_pairs,
-                               genuine_fraction=data.genuine_fraction,
-                               first_identity=data.first_identity, sampling_seed=protocol.seed)
+    return build_pair_source(protocol.data, seed=protocol.seed)
+
+
+def build_model(protocol: Protocol) -> VerificationModel:
+    """The protocol's verification model."""
+    weights = Path(protocol.model.weights) if protocol.model.weights else None
+    return load_model(protocol.model.name, weights_path=weights)
 
 
 def falsification_settings(protocol: Protocol) -> FalsificationSettings:
@@ -257,12 +267,10 @@ def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
     source = build_source(protocol)
     pairs = source.pairs()
     mine = pairs[shard.index::shard.count] if shard else pairs
-    images = _load_images(source, pairs if shard is None else mine)
-    hashes = {k: v.sha256() for k, v in images.items()} if shard is None else \
-        {k: v.sha256() for k, v in _load_images(source, pairs).items()}
-    manifest = build_manifest(source, pairs, hashes)
+    images = _load_images(source, mine)
+    manifest = build_manifest(source, pairs, image_hashes(source, pairs, images))
     write_json(folder.manifest, manifest)
-    model = load_model(protocol.model.name)
+    model = build_model(protocol)
     embeddings = _embed_all(model, images, protocol.execution.forward_chunk)
     _check_gate(model, mine, embeddings, protocol.model.min_auc)
     n_resumed = _process(folder, protocol, model, mine, images, embeddings, progress)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ def load_facenet(weight_set: str = "vggface2", weights_path: Path | None = None
     path = find_facenet_weights(weight_set, weights_path)
     try:
         state: dict[str, torch.Tensor] = torch.load(path, weights_only=True, map_location="cpu")
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ValueError(f"{path}: not a loadable FaceNet state_dict ({first}); re-download "
                          f"{_RELEASE_URL}{FACENET_WEIGHT_FILES[weight_set]}") from None
