@@ -39,6 +39,24 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from faceattr.compare import compare_main
+
+    code, text = compare_main(Path(args.baseline), Path(args.candidate), margin=args.margin,
+                              alpha=args.alpha, format=args.format)
+    print(text, end="")
+    return code
+
+
+def _cmd_fetch_demo(args: argparse.Namespace) -> int:
+    del args
+    from faceattr.fetch import fetch_demo
+
+    assets = fetch_demo()
+    print(f"dlib weights: {assets.dlib_weights}\ndemo photos: {assets.photos_dir}")
+    return 0
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from faceattr.experiments.plan import plan_run
     from faceattr.protocol import load_protocol
@@ -108,6 +126,18 @@ def _parser() -> argparse.ArgumentParser:
                           help="the work a protocol implies and its expected time")
     plan.add_argument("protocol", help="protocol TOML")
     plan.set_defaults(func=_cmd_plan)
+    compare = sub.add_parser("compare", help="compare two runs (or legacy results files): "
+                             "exit 0 equivalent, 1 regression, 2 not comparable")
+    compare.add_argument("baseline", help="run folder or legacy results JSON (A)")
+    compare.add_argument("candidate", help="run folder or legacy results JSON (B)")
+    compare.add_argument("--margin", type=float, default=0.05,
+                         help="equivalence margin for FR differences, a fraction (default 0.05)")
+    compare.add_argument("--alpha", type=float, default=0.05, help="test level (default 0.05)")
+    compare.add_argument("--format", choices=["text", "json"], default="text")
+    compare.set_defaults(func=_cmd_compare)
+    fetch = sub.add_parser("fetch-demo", help="download (sha256-verified) dlib's ResNet weights "
+                           "and the demo photos into the cache")
+    fetch.set_defaults(func=_cmd_fetch_demo)
     status = sub.add_parser("status", parents=[common], help="progress of a protocol's run")
     status.add_argument("protocol", help="protocol TOML")
     status.set_defaults(func=_cmd_status)
