@@ -25,6 +25,8 @@ def _install(session: nox.Session, *groups: str) -> None:
     # without its dependencies; faceattr supplies the two torchvision functions it uses when
     # torchvision is absent (faceattr/models/_torchvision_shim.py).
     session.install("--no-deps", "facenet-pytorch==2.6.0")
+    # zennit (LRP): 1.0 needs Python >= 3.11.11 and a plain install replaces the CPU torch
+    session.install("--no-deps", "zennit==0.5.1")
     if groups:
         session.install(*nox.project.dependency_groups(PYPROJECT, *groups))
 

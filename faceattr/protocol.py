@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from faceattr.claims.base import ClaimSpec
 from faceattr.config import ProtocolError, TableReader
 from faceattr.data.sources import SourceSpec, parse_source
 from faceattr.falsification.planning import hoeffding_k
@@ -80,19 +81,6 @@ class ExecutionSpec:
 
     pairs_per_batch: int
     forward_chunk: int
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimSpec:
-    """One ``[[claims]]`` entry: a claim kind from the claims registry and its parameters."""
-
-    id: str
-    kind: str
-    params: tuple[tuple[str, Any], ...]
-
-    def params_dict(self) -> dict[str, Any]:
-        """The parameters as a dict."""
-        return dict(self.params)
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,8 @@ class PairRecord:
         ``n_high_px / n_low_px`` (1 in quantile mode).
     area_confound : bool or None
         True when the area ratio leaves the protocol's declared bounds.
+    map_sha256, map_range, map_entropy_norm, map_gini : str, float or None
+        Digest and statistics of the method's map (None when no finite map was produced).
     drift_high_rad, drift_low_rad : tuple of float
         The K geodesic drifts ``d_g(f(x_a), f(x'))`` per region, radians in [0, pi].
     score_drop_high, score_drop_low : tuple of float
@@ -99,6 +101,10 @@ class PairRecord:
     n_boundary_ties: int | None
     area_ratio: float | None
     area_confound: bool | None
+    map_sha256: str | None
+    map_range: float | None
+    map_entropy_norm: float | None
+    map_gini: float | None
     drift_high_rad: tuple[float, ...]
     drift_low_rad: tuple[float, ...]
     score_drop_high: tuple[float, ...]
@@ -122,10 +128,23 @@ class PairRecord:
                              f"{self.verdict_rule} verdict")
         if self.score_clean is not None:
             _check_range("score_clean", self.score_clean, -1 - _SCORE_SLACK, 1 + _SCORE_SLACK)
+        self._check_map_stats()
         if self.status == "valid":
             self._check_valid()
         else:
             self._check_not_valid()
+
+    def _check_map_stats(self) -> None:
+        present = [v is not None for v in (self.map_sha256, self.map_range,
+                                           self.map_entropy_norm, self.map_gini)]
+        if any(present) and not all(present):
+            raise ValueError("map statistics are all present or all absent")
+        if self.map_range is not None:
+            _check_range("map_range", self.map_range, 0.0, math.inf)
+            _check_range("map_entropy_norm", float(self.map_entropy_norm or 0.0), 0.0, 1.0)
+            _check_range("map_gini", float(self.map_gini or 0.0), 0.0, 1.0)
+        if self.status == "valid" and self.map_sha256 is None:
+            raise ValueError("a valid record carries its map statistics")
 
     def _check_valid(self) -> None:
         if self.status_reason is not None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from faceattr.claims import ClaimResult, ClaimSpec, RunArtefacts, evaluate_claim
 from faceattr.data.pairs import Pair
 from faceattr.experiments.summary import GateResult, RunSummary, summarise_method
 from faceattr.falsification.engine import failed_record
@@ -22,7 +25,8 @@ def valid(i: int, method: str, falsified: bool) -> PairRecord:
         status_reason=None, falsified=falsified, verdict_rule="simple",
         falsified_simple=falsified, falsified_theorem=True, p_high=0.5, p_low=0.01,
         score_clean=0.7, n_high_px=10, n_low_px=10, n_boundary_ties=0, area_ratio=1.0,
-        area_confound=False, drift_high_rad=high, drift_low_rad=low, score_drop_high=(0.1, 0.1),
+        area_confound=False, map_sha256=f"{i:064x}", map_range=1.0, map_entropy_norm=0.9,
+        map_gini=0.3, drift_high_rad=high, drift_low_rad=low, score_drop_high=(0.1, 0.1),
         score_drop_low=(0.0, 0.0), d_high_rad=d_high, d_low_rad=d_low, sd_high_rad=0.07,
         sd_low_rad=0.07, margin_rad=d_high - d_low,
         pairwise_violation_frac=1.0 if falsified else 0.0)
@@ -53,6 +57,16 @@ def run(method_records: dict[str, list[PairRecord]], *, auc: float = 0.99) -> Ru
                                       n_impostor=n_pairs - n_pairs // 2, min_auc=0.95,
                                       passed=auc >= 0.95),
                       methods=methods)
+
+
+def judge(kind: str, params: dict[str, Any], method_records: dict[str, list[PairRecord]], *,
+          auc: float = 0.99, siblings: tuple[ClaimSpec, ...] = ()) -> ClaimResult:
+    # evaluate one claim on hand-made records (siblings: the protocol's other claims)
+    spec = ClaimSpec(id="c", kind=kind, params=tuple(sorted(params.items())))
+    artefacts = RunArtefacts(summary=run(method_records, auc=auc),
+                             records=[r for rows in method_records.values() for r in rows],
+                             claims=(spec, *siblings))
+    return evaluate_claim(spec, artefacts)
 
 
 SMALL_PROTOCOL = """

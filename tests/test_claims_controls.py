@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from faceattr.claims import evaluate_claim
-from tests.helpers import records, run
+from tests.helpers import judge, records
 
 ORACLE = {"method": "oracle", "threshold": 0.05, "on": "ci_high"}
 INVERTED = {"method": "inverted", "threshold": 0.95, "on": "ci_low"}
@@ -23,14 +22,14 @@ def _healthy() -> dict[str, list]:
     ("fr_at_most", ORACLE), ("fr_at_least", INVERTED), ("fr_chance", RANDOM),
     ("all_trivial", CONSTANT)])
 def test_control_passes_on_known_answer(kind: str, params: dict) -> None:
-    result = evaluate_claim("c", kind, params, run(_healthy()))
+    result = judge(kind, params, _healthy())
     assert result.passed, result.detail
 
 
 def test_oracle_claim_fails_when_oracle_is_often_falsified() -> None:
     # planted: a sign error makes the oracle fail 20 of 200 pairs
     rows = _healthy() | {"oracle": records("oracle", n_falsified=20, n_passed=180)}
-    result = evaluate_claim("c", "fr_at_most", ORACLE, run(rows))
+    result = judge("fr_at_most", ORACLE, rows)
     assert not result.passed
     # Wilson upper bound of 20/200 by hand, z = 1.959964:
     # (0.1 + z^2/2n + z*sqrt(0.1*0.9/n + z^2/4n^2)) / (1 + z^2/n)
@@ -40,24 +39,24 @@ def test_oracle_claim_fails_when_oracle_is_often_falsified() -> None:
 def test_oracle_claim_judged_on_upper_bound_fails_on_small_n() -> None:
     # 0 of 30 falsified: the estimate is 0 but the Wilson upper bound (0.114) exceeds 0.05
     rows = {"oracle": records("oracle", n_falsified=0, n_passed=30)}
-    assert not evaluate_claim("c", "fr_at_most", ORACLE, run(rows)).passed
+    assert not judge("fr_at_most", ORACLE, rows).passed
 
 
 def test_trivial_oracle_maps_count_against_the_oracle() -> None:
     # planted: dropping trivial pairs would hide these (PITFALLS.md #4)
     rows = _healthy() | {"oracle": records("oracle", n_falsified=0, n_passed=150, n_trivial=50)}
-    assert not evaluate_claim("c", "fr_at_most", ORACLE, run(rows)).passed
+    assert not judge("fr_at_most", ORACLE, rows).passed
 
 
 def test_inverted_claim_fails_when_the_sign_convention_flips() -> None:
     rows = _healthy() | {"inverted": records("inverted", n_falsified=10, n_passed=190)}
-    assert not evaluate_claim("c", "fr_at_least", INVERTED, run(rows)).passed
+    assert not judge("fr_at_least", INVERTED, rows).passed
 
 
 @pytest.mark.parametrize(("n_falsified", "n_passed"), [(190, 10), (10, 190)])
 def test_random_claim_fails_far_from_chance(n_falsified: int, n_passed: int) -> None:
     rows = _healthy() | {"random": records("random", n_falsified=n_falsified, n_passed=n_passed)}
-    result = evaluate_claim("c", "fr_chance", RANDOM, run(rows))
+    result = judge("fr_chance", RANDOM, rows)
     assert not result.passed
     assert "excludes 0.5" in result.detail
 
@@ -66,15 +65,15 @@ def test_constant_claim_fails_when_a_constant_map_is_judged() -> None:
     # planted: a "fallback map" replaced the constant map and was tested (PITFALLS.md #3)
     rows = _healthy() | {"constant": records("constant", n_falsified=0, n_passed=5,
                                              n_trivial=195)}
-    assert not evaluate_claim("c", "all_trivial", CONSTANT, run(rows)).passed
+    assert not judge("all_trivial", CONSTANT, rows).passed
 
 
 def test_gate_claim_fails_on_a_model_that_does_not_verify() -> None:
-    assert evaluate_claim("g", "model_gate", {"min_auc": 0.95}, run(_healthy())).passed
-    result = evaluate_claim("g", "model_gate", {"min_auc": 0.95}, run(_healthy(), auc=0.51))
+    assert judge("model_gate", {"min_auc": 0.95}, _healthy()).passed
+    result = judge("model_gate", {"min_auc": 0.95}, _healthy(), auc=0.51)
     assert not result.passed
 
 
 def test_claim_on_an_unknown_method_raises() -> None:
     with pytest.raises(ValueError, match="method = 'saliency' is not allowed"):
-        evaluate_claim("c", "fr_at_most", {**ORACLE, "method": "saliency"}, run(_healthy()))
+        judge("fr_at_most", {**ORACLE, "method": "saliency"}, _healthy())

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from faceattr.claims import evaluate_claim
+from faceattr.claims import ClaimSpec, RunArtefacts, evaluate_claim
 from faceattr.claims.ledger import claims_document, write_claims
 from faceattr.io import append_jsonl_line, write_json
 from faceattr.report import render_report
@@ -23,8 +23,9 @@ def _artefacts(root: Path, method: str) -> None:
     write_json(root / "protocol.json", {"name": "t"})
     write_json(root / "manifest.json", {"pairs": []})
     write_json(root / "provenance.json", {"seed": 0, "packages": {"torch": "2.13.0"}})
-    result = evaluate_claim(f"control:{method}:fr<=0.05", "fr_at_most",
-                            {"method": method, "threshold": 0.05}, summary)
+    spec = ClaimSpec(id=f"control:{method}:fr<=0.05", kind="fr_at_most",
+                     params=(("method", method), ("threshold", 0.05)))
+    result = evaluate_claim(spec, RunArtefacts(summary=summary, records=rows, claims=(spec,)))
     write_claims(root / "claims.json", claims_document(
         "t", "0" * 64, [result.claim_id, "control:missing"], {result.claim_id: result}, {}))
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from faceattr.claims import CLAIM_KINDS, ClaimResult, evaluate_claim
+from faceattr.claims import CLAIM_KINDS, ClaimResult, ClaimSpec, RunArtefacts, evaluate_claim
 from faceattr.claims.ledger import claims_document, write_claims
-from faceattr.experiments.folder import RunFolder, load_summary
+from faceattr.experiments.folder import RunFolder, load_records, load_summary
 from faceattr.experiments.run import run_protocol
 from faceattr.experiments.summary import RunSummary
-from faceattr.protocol import ClaimSpec, Protocol, load_protocol
+from faceattr.protocol import Protocol, load_protocol
 from faceattr.report import render_report
 
 PROTOCOL_DIR = Path(__file__).parent / "protocols"
@@ -33,6 +33,7 @@ class _Session:
     reports_dir: Path
     threads: int
     runs: dict[str, tuple[RunFolder, RunSummary]] = field(default_factory=dict)
+    artefacts: dict[str, RunArtefacts] = field(default_factory=dict)
     results: dict[str, dict[str, ClaimResult]] = field(default_factory=dict)
     errors: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -96,6 +97,15 @@ def _run(protocol: Protocol) -> tuple[RunFolder, RunSummary]:
     return state.runs[protocol.source_path]
 
 
+def _artefacts(protocol: Protocol) -> RunArtefacts:
+    state = _session()
+    if protocol.source_path not in state.artefacts:
+        folder, summary = _run(protocol)
+        state.artefacts[protocol.source_path] = RunArtefacts(
+            summary=summary, records=load_records(folder), claims=protocol.claims)
+    return state.artefacts[protocol.source_path]
+
+
 @pytest.fixture
 def judge() -> Callable[[tuple[Protocol, ClaimSpec]], ClaimResult]:
     """Judge a declared claim on its protocol's run and record the verdict for the report."""
@@ -104,8 +114,7 @@ def judge() -> Callable[[tuple[Protocol, ClaimSpec]], ClaimResult]:
         protocol, spec = case
         state = _session()
         try:
-            _, summary = _run(protocol)
-            result = evaluate_claim(spec.id, spec.kind, spec.params_dict(), summary)
+            result = evaluate_claim(spec, _artefacts(protocol))
         except Exception as exc:
             state.errors.setdefault(protocol.source_path, {})[spec.id] = \
                 f"{type(exc).__name__}: {exc}"

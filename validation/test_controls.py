@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from faceattr.claims import ClaimResult
-from faceattr.protocol import ClaimSpec, Protocol
+from faceattr.claims import ClaimResult, ClaimSpec
+from faceattr.protocol import Protocol
 
 CLAIM_FAMILY = "control"
 

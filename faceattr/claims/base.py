@@ -3,10 +3,46 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["ClaimResult", "Comparison", "compare"]
+from faceattr.experiments.summary import MethodSummary, RunSummary
+from faceattr.records import PairRecord
+
+__all__ = ["ClaimResult", "ClaimSpec", "Comparison", "RunArtefacts", "compare"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimSpec:
+    """One declared claim: its id, registry kind and parameters."""
+
+    id: str
+    kind: str
+    params: tuple[tuple[str, Any], ...]
+
+    def params_dict(self) -> dict[str, Any]:
+        """The parameters as a dict."""
+        return dict(self.params)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RunArtefacts:
+    """What a claim is judged on: the run's summary and records, and the protocol's other
+    claims (a family correction such as Holm needs its siblings)."""
+
+    summary: RunSummary
+    records: Sequence[PairRecord]
+    claims: Sequence[ClaimSpec]
+
+    def method(self, method_id: str) -> MethodSummary:
+        """The summary of one method (unknown ids raise)."""
+        return self.summary.method(method_id)
+
+    def records_of(self, method_id: str) -> list[PairRecord]:
+        """The records of one method, in file order; an unknown method raises."""
+        self.summary.method(method_id)
+        return [r for r in self.records if r.method == method_id]
 
 Comparison = Literal["<=", ">=", "contains", "=="]
 

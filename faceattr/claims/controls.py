@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from faceattr.claims.base import ClaimResult, compare
+from faceattr.claims.base import ClaimResult, RunArtefacts, compare
 from faceattr.config import TableReader
-from faceattr.experiments.summary import MethodSummary, RunSummary
+from faceattr.experiments.summary import MethodSummary
 from faceattr.stats.proportions import ProportionInterval
 
 __all__ = ["AllTrivialParams", "FrBoundParams", "FrChanceParams", "check_all_trivial",
@@ -90,7 +90,7 @@ def _pick(interval: ProportionInterval, on: Bound) -> float:
     return {"estimate": interval.estimate, "ci_low": interval.low, "ci_high": interval.high}[on]
 
 
-def _fr_bound(claim_id: str, kind: str, params: FrBoundParams, run: RunSummary,
+def _fr_bound(claim_id: str, kind: str, params: FrBoundParams, run: RunArtefacts,
               comparison: Literal["<=", ">="]) -> ClaimResult:
     summary = run.method(params.method)
     interval = _fr(summary, params.estimand)
@@ -119,17 +119,17 @@ def run_alpha(summary: MethodSummary) -> float:
     return summary.fr_itt.alpha
 
 
-def check_fr_at_most(claim_id: str, params: FrBoundParams, run: RunSummary) -> ClaimResult:
+def check_fr_at_most(claim_id: str, params: FrBoundParams, run: RunArtefacts) -> ClaimResult:
     """Positive control: the method (e.g. the oracle) is rarely falsified."""
     return _fr_bound(claim_id, "fr_at_most", params, run, "<=")
 
 
-def check_fr_at_least(claim_id: str, params: FrBoundParams, run: RunSummary) -> ClaimResult:
+def check_fr_at_least(claim_id: str, params: FrBoundParams, run: RunArtefacts) -> ClaimResult:
     """Negative control: the method (e.g. the inverted oracle) is almost always falsified."""
     return _fr_bound(claim_id, "fr_at_least", params, run, ">=")
 
 
-def check_fr_chance(claim_id: str, params: FrChanceParams, run: RunSummary) -> ClaimResult:
+def check_fr_chance(claim_id: str, params: FrChanceParams, run: RunArtefacts) -> ClaimResult:
     """Chance control: a map that ignores the model is falsified at the chance rate — its FR
     interval contains ``chance_rate`` (0.5 for the simple verdict with area-matched regions,
     where S_high and S_low are exchangeable)."""
@@ -156,7 +156,7 @@ def check_fr_chance(claim_id: str, params: FrChanceParams, run: RunSummary) -> C
                               f"{params.chance_rate:g}")
 
 
-def check_all_trivial(claim_id: str, params: AllTrivialParams, run: RunSummary) -> ClaimResult:
+def check_all_trivial(claim_id: str, params: AllTrivialParams, run: RunArtefacts) -> ClaimResult:
     """Untestable control: a constant map yields a trivial status on every pair (and those
     pairs count as falsified, not dropped)."""
     summary = run.method(params.method)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from faceattr.claims.base import ClaimResult
+from faceattr.claims.base import ClaimResult, RunArtefacts
 from faceattr.config import TableReader
-from faceattr.experiments.summary import RunSummary
 
 __all__ = ["ModelGateParams", "check_model_gate", "read_model_gate"]
 
@@ -26,10 +25,10 @@ def read_model_gate(reader: TableReader, method_ids: set[str]) -> ModelGateParam
     return params
 
 
-def check_model_gate(claim_id: str, params: ModelGateParams, run: RunSummary) -> ClaimResult:
+def check_model_gate(claim_id: str, params: ModelGateParams, run: RunArtefacts) -> ClaimResult:
     """The verification model separates genuine from impostor pairs: ROC AUC of the clean
     scores on the run's pairs is at least ``min_auc`` (Hanley & McNeil 1982 for the AUC)."""
-    gate = run.gate
+    gate = run.summary.gate
     passed = gate.auc >= params.min_auc
     return ClaimResult(claim_id=claim_id, kind="model_gate", family="gate",
                        statement=f"{gate.model}: verification ROC AUC on the pairs >= "
@@ -37,6 +36,6 @@ def check_model_gate(claim_id: str, params: ModelGateParams, run: RunSummary) ->
                        passed=passed, statistic="ROC AUC", observed=gate.auc, comparison=">=",
                        threshold=params.min_auc, n=gate.n_genuine + gate.n_impostor,
                        interval_low=None, interval_high=None, interval_method=None,
-                       alpha=next(iter(run.methods.values())).fr_itt.alpha,
+                       alpha=next(iter(run.summary.methods.values())).fr_itt.alpha,
                        detail=f"AUC {gate.auc:.4f} over {gate.n_genuine} genuine and "
                               f"{gate.n_impostor} impostor pairs")

@@ -8,11 +8,11 @@ from types import MappingProxyType
 from typing import Any
 
 from faceattr.claims import controls, gate
-from faceattr.claims.base import ClaimResult
+from faceattr.claims.base import ClaimResult, ClaimSpec, RunArtefacts
 from faceattr.config import ProtocolError, TableReader
-from faceattr.experiments.summary import RunSummary
 
-__all__ = ["CLAIM_KINDS", "ClaimKind", "ParsedClaim", "evaluate_claim", "parse_claim"]
+__all__ = ["CLAIM_KINDS", "ClaimKind", "ParsedClaim", "evaluate_claim", "parse_claim",
+           "read_params"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +21,7 @@ class ClaimKind:
 
     family: str
     read: Callable[[TableReader, set[str]], Any]
-    check: Callable[[str, Any, RunSummary], ClaimResult]
+    check: Callable[[str, Any, RunArtefacts], ClaimResult]
     default_id: Callable[[Any], str]
 
 
@@ -69,11 +69,15 @@ def parse_claim(table: Mapping[str, Any], where: str, method_ids: set[str]) -> P
     return ParsedClaim(id=claim_id, kind=kind, params=tuple(sorted(rest.items())))
 
 
-def evaluate_claim(claim_id: str, kind: str, params: Mapping[str, Any],
-                   run: RunSummary) -> ClaimResult:
-    """Judge one declared claim on a run summary."""
-    if kind not in CLAIM_KINDS:
-        raise ProtocolError(f"claim {claim_id}: unknown kind {kind!r}")
-    entry = CLAIM_KINDS[kind]
-    parsed = entry.read(TableReader(params, f"claim {claim_id}"), set(run.methods))
-    return entry.check(claim_id, parsed, run)
+def read_params(spec: ClaimSpec, method_ids: set[str]) -> Any:
+    """The typed parameters of a declared claim."""
+    if spec.kind not in CLAIM_KINDS:
+        raise ProtocolError(f"claim {spec.id}: unknown kind {spec.kind!r}")
+    return CLAIM_KINDS[spec.kind].read(TableReader(spec.params_dict(), f"claim {spec.id}"),
+                                       method_ids)
+
+
+def evaluate_claim(spec: ClaimSpec, run: RunArtefacts) -> ClaimResult:
+    """Judge one declared claim on a run's artefacts."""
+    parsed = read_params(spec, set(run.summary.methods))
+    return CLAIM_KINDS[spec.kind].check(spec.id, parsed, run)

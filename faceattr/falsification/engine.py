@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from faceattr.data.pairs import Pair
 from faceattr.falsification.counterfactuals import FillStrategy, counterfactuals
+from faceattr.falsification.mapstats import MapStats, map_stats
 from faceattr.falsification.regions import (
     NonFiniteMapError,
     Regions,
@@ -96,9 +97,14 @@ class PairInputs:
 
 
 def failed_record(pair: Pair, model: str, method: str, status: str, reason: str,
-                  score_clean: float | None, verdict_rule: str) -> PairRecord:
+                  score_clean: float | None, verdict_rule: str,
+                  stats: MapStats | None = None) -> PairRecord:
     """A trivial or error record: counted as falsified (intention-to-treat)."""
-    return PairRecord(pair_id=pair.pair_id, model=model, method=method,
+    return PairRecord(
+        map_sha256=None if stats is None else stats.sha256,
+        map_range=None if stats is None else stats.range,
+        map_entropy_norm=None if stats is None else stats.entropy_norm,
+        map_gini=None if stats is None else stats.gini,pair_id=pair.pair_id, model=model, method=method,
                       is_genuine=pair.is_genuine, status=status, status_reason=reason,
                       falsified=True, verdict_rule=verdict_rule, falsified_simple=True,
                       falsified_theorem=True, p_high=None, p_low=None,
@@ -147,7 +153,7 @@ def falsify_maps(model: VerificationModel, inputs: PairInputs, maps: NDArray[np.
     """
     scores = clean_scores(inputs)
     k = settings.k_per_region
-    plans: list[Regions | PairRecord] = []
+    plans: list[tuple[Regions, MapStats] | PairRecord] = []
     images: list[NDArray[np.float32]] = []
     for i, pair in enumerate(inputs.pairs):
         score = float(scores[i])
@@ -157,11 +163,12 @@ def falsify_maps(model: VerificationModel, inputs: PairInputs, maps: NDArray[np.
             plans.append(failed_record(pair, model.name, method_id, "error:NonFiniteMap",
                                        str(exc), score, settings.verdict))
             continue
+        stats = map_stats(maps[i])
         if not isinstance(split, Regions):
             plans.append(failed_record(pair, model.name, method_id, "trivial", split.reason,
-                                       score, settings.verdict))
+                                       score, settings.verdict, stats))
             continue
-        plans.append(split)
+        plans.append((split, stats))
         for region, idx in (("high", split.high_idx), ("low", split.low_idx)):
             rngs = _region_streams(seed, pair.pair_id, model.name, method_id, region, k)
             images.append(counterfactuals(inputs.probes[i], idx, fill=settings.fill,
@@ -174,7 +181,8 @@ def falsify_maps(model: VerificationModel, inputs: PairInputs, maps: NDArray[np.
     return _assemble(model.name, method_id, inputs, plans, cf_embeddings, scores, settings)
 
 
-def _assemble(model: str, method_id: str, inputs: PairInputs, plans: list[Regions | PairRecord],
+def _assemble(model: str, method_id: str, inputs: PairInputs,
+              plans: list[tuple[Regions, MapStats] | PairRecord],
               cf_embeddings: NDArray[np.float32], scores: NDArray[np.float64],
               settings: FalsificationSettings) -> list[PairRecord]:
     k = settings.k_per_region
@@ -184,6 +192,7 @@ def _assemble(model: str, method_id: str, inputs: PairInputs, plans: list[Region
         if isinstance(plan, PairRecord):
             records.append(plan)
             continue
+        regions, stats = plan
         block = cf_embeddings[offset:offset + 2 * k].astype(np.float64)
         offset += 2 * k
         clean = inputs.probe_embeddings[i].astype(np.float64)
@@ -196,7 +205,7 @@ def _assemble(model: str, method_id: str, inputs: PairInputs, plans: list[Region
                                   tau_low=settings.tau_low, epsilon=settings.epsilon,
                                   alpha=settings.alpha)
         simple = simple_verdict_falsified(summary)
-        area_ratio = plan.high_idx.size / plan.low_idx.size
+        area_ratio = regions.high_idx.size / regions.low_idx.size
         low_bound, high_bound = settings.area_ratio_bounds
         pair = inputs.pairs[i]
         records.append(PairRecord(
@@ -205,9 +214,10 @@ def _assemble(model: str, method_id: str, inputs: PairInputs, plans: list[Region
             falsified=simple if settings.verdict == "simple" else theorem.falsified,
             verdict_rule=settings.verdict, falsified_simple=simple,
             falsified_theorem=theorem.falsified, p_high=theorem.p_high, p_low=theorem.p_low,
-            score_clean=float(scores[i]), n_high_px=int(plan.high_idx.size),
-            n_low_px=int(plan.low_idx.size), n_boundary_ties=plan.n_boundary_ties,
-            area_ratio=area_ratio,
+            score_clean=float(scores[i]), n_high_px=int(regions.high_idx.size),
+            n_low_px=int(regions.low_idx.size), n_boundary_ties=regions.n_boundary_ties,
+            area_ratio=area_ratio, map_sha256=stats.sha256, map_range=stats.range,
+            map_entropy_norm=stats.entropy_norm, map_gini=stats.gini,
             area_confound=not low_bound <= area_ratio <= high_bound,
             drift_high_rad=tuple(float(v) for v in drifts[:k]),
             drift_low_rad=tuple(float(v) for v in drifts[k:]),
