@@ -34,6 +34,7 @@ class RunArtefacts:
     summary: RunSummary
     records: Sequence[PairRecord]
     claims: Sequence[ClaimSpec]
+    randomisation: Any = None  # RandomisationResult of the run's randomisation stage, if any
 
     def method(self, method_id: str) -> MethodSummary:
         """The summary of one method (unknown ids raise)."""
