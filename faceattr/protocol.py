@@ -33,6 +33,7 @@ class ModelSpec:
     name: str
     weights: str | None
     min_auc: float
+    target_grad_norm_min: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,9 @@ def _parse_model(where: str, table: Mapping[str, Any]) -> ModelSpec:
     r = TableReader(table, f"{where} [model]")
     spec = ModelSpec(name=r.text("name", allowed=list(MODEL_NAMES)),
                      weights=r.text("weights", default="") or None,
-                     min_auc=r.fraction("min_auc"))
+                     min_auc=r.fraction("min_auc"),
+                     target_grad_norm_min=r.number("target_grad_norm_min", default=1e-6,
+                                                   minimum=0.0))
     r.finish()
     return spec
 

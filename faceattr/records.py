@@ -73,6 +73,13 @@ class PairRecord:
         True when the area ratio leaves the protocol's declared bounds.
     map_sha256, map_range, map_entropy_norm, map_gini : str, float or None
         Digest and statistics of the method's map (None when no finite map was produced).
+    attribution_sum : float or None
+        ``sum(phi)`` of the map (completeness: compare with the target's change).
+    convergence_delta : float or None
+        ``sum(phi) - (F(x) - F(baseline))`` for methods with a completeness delta, else None.
+    target_grad_norm : float or None
+        L2 norm of the gradient of the explained score w.r.t. the probe (target sanity);
+        None for control maps, which do not explain the score.
     drift_high_rad, drift_low_rad : tuple of float
         The K geodesic drifts ``d_g(f(x_a), f(x'))`` per region, radians in [0, pi].
     score_drop_high, score_drop_low : tuple of float
@@ -105,6 +112,9 @@ class PairRecord:
     map_range: float | None
     map_entropy_norm: float | None
     map_gini: float | None
+    attribution_sum: float | None
+    convergence_delta: float | None
+    target_grad_norm: float | None
     drift_high_rad: tuple[float, ...]
     drift_low_rad: tuple[float, ...]
     score_drop_high: tuple[float, ...]
@@ -135,6 +145,12 @@ class PairRecord:
             self._check_not_valid()
 
     def _check_map_stats(self) -> None:
+        for name in ("attribution_sum", "convergence_delta", "target_grad_norm"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_finite(name, value)
+        if self.target_grad_norm is not None and self.target_grad_norm < 0:
+            raise ValueError("target_grad_norm must be >= 0")
         present = [v is not None for v in (self.map_sha256, self.map_range,
                                            self.map_entropy_norm, self.map_gini)]
         if any(present) and not all(present):

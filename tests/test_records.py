@@ -15,6 +15,7 @@ def valid_record(**changes: Any) -> PairRecord:
         falsified_theorem=False, p_high=0.001, p_low=0.002, score_clean=0.8, n_high_px=10,
         n_low_px=10, n_boundary_ties=0, area_ratio=1.0, area_confound=False,
         map_sha256="0" * 64, map_range=2.0, map_entropy_norm=0.8, map_gini=0.4,
+        attribution_sum=3.0, convergence_delta=0.01, target_grad_norm=0.5,
         drift_high_rad=(1.0, 1.2), drift_low_rad=(0.1, 0.2),
         score_drop_high=(0.5, 0.6), score_drop_low=(0.01, 0.02), d_high_rad=1.1,
         d_low_rad=0.15, sd_high_rad=0.14, sd_low_rad=0.07, margin_rad=0.95,

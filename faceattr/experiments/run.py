@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,8 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from faceattr.attribution import AttributionBatch, AttributionMethod, build_method
+from faceattr.attribution.base import AttributionDetails
+from faceattr.attribution.target import TARGET_ERROR_STATUS, TargetSanity, target_sanity
 from faceattr.data.pairs import (
     LoadedImage,
     Pair,
@@ -146,35 +148,86 @@ def _take(batch: AttributionBatch, rows: list[int]) -> AttributionBatch:
 
 
 def attribute_in_fixed_chunks(method: AttributionMethod,
-                              batch: AttributionBatch) -> NDArray[np.float64]:
+                              batch: AttributionBatch) -> AttributionDetails:
     """Attribute a batch in chunks of exactly ``ATTRIBUTION_CHUNK`` pairs."""
-    n_rows = batch.probes.shape[0]
     maps: list[NDArray[np.float64]] = []
+    deltas: list[NDArray[np.float64]] = []
+    details = None
+    for rows, n_real in _fixed_chunks(batch.probes.shape[0]):
+        details = method.attribute_with_details(_take(batch, rows))
+        maps.append(details.maps[:n_real])
+        if details.convergence_delta is not None:
+            deltas.append(details.convergence_delta[:n_real])
+    if details is None:
+        raise ValueError("no pairs to attribute")
+    return AttributionDetails(maps=np.concatenate(maps),
+                              convergence_delta=np.concatenate(deltas) if deltas else None,
+                              layer=details.layer, native_resolution=details.native_resolution,
+                              upsampling=details.upsampling)
+
+
+def _with_details(pairs: Sequence[Pair], records: list[PairRecord], details: AttributionDetails,
+                  sanity: Sequence[TargetSanity] | None, verdict_rule: str) -> list[PairRecord]:
+    """Add completeness and target-sanity facts; a pair whose target fails its sanity check
+    becomes ``error:target`` (its map explains nothing)."""
+    out: list[PairRecord] = []
+    for i, record in enumerate(records):
+        delta = None if details.convergence_delta is None else float(details.convergence_delta[i])
+        grad_norm = None if sanity is None else sanity[i].grad_norm
+        record = replace(record, attribution_sum=float(details.maps[i].sum()),
+                         convergence_delta=delta, target_grad_norm=grad_norm)
+        if sanity is not None and not sanity[i].passed:
+            failed = failed_record(
+                pairs[i], record.model, record.method,
+                TARGET_ERROR_STATUS, sanity[i].reason or "target sanity failed",
+                record.score_clean, verdict_rule)
+            record = replace(failed, target_grad_norm=grad_norm)
+        out.append(record)
+    return out
+
+
+def _fixed_chunks(n_rows: int) -> list[tuple[list[int], int]]:
+    """Row lists of exactly ``ATTRIBUTION_CHUNK`` (the last padded by repeating its last row)
+    and how many rows of each are real."""
+    chunks = []
     for start in range(0, n_rows, ATTRIBUTION_CHUNK):
         rows = list(range(start, min(start + ATTRIBUTION_CHUNK, n_rows)))
         n_real = len(rows)
-        rows += [rows[-1]] * (ATTRIBUTION_CHUNK - n_real)
-        maps.append(method.attribute(_take(batch, rows))[:n_real])
-    return np.concatenate(maps)
+        chunks.append((rows + [rows[-1]] * (ATTRIBUTION_CHUNK - n_real), n_real))
+    return chunks
+
+
+def _target_sanity_fixed_chunks(model: VerificationModel, inputs: PairInputs,
+                                grad_norm_min: float) -> list[TargetSanity]:
+    probes = torch.from_numpy(inputs.probes)
+    partners = torch.from_numpy(inputs.partner_embeddings)
+    out: list[TargetSanity] = []
+    for rows, n_real in _fixed_chunks(probes.shape[0]):
+        out += target_sanity(model, probes[rows], partners[rows],
+                             grad_norm_min=grad_norm_min)[:n_real]
+    return out
 
 
 def _method_records(method: AttributionMethod, model: VerificationModel, inputs: PairInputs,
                     masks: NDArray[np.bool_] | None, protocol: Protocol,
-                    settings: FalsificationSettings) -> list[PairRecord]:
+                    settings: FalsificationSettings,
+                    sanity: Sequence[TargetSanity]) -> list[PairRecord]:
     batch = AttributionBatch(model=model, probes=torch.from_numpy(inputs.probes),
                              partner_embeddings=torch.from_numpy(inputs.partner_embeddings),
                              pair_ids=tuple(p.pair_id for p in inputs.pairs),
                              identity_masks=masks, seed=protocol.seed)
     try:
-        maps = attribute_in_fixed_chunks(method, batch)
+        details = attribute_in_fixed_chunks(method, batch)
     except Exception as exc:  # noqa: BLE001 — recorded per pair as error:<type>, never dropped
         status = f"error:{type(exc).__name__}"
         scores = clean_scores(inputs)
         return [failed_record(p, model.name, method.method_id, status, str(exc) or status,
                               float(scores[i]), settings.verdict)
                 for i, p in enumerate(inputs.pairs)]
-    return falsify_maps(model, inputs, maps, method_id=method.method_id, seed=protocol.seed,
-                        settings=settings)
+    records = falsify_maps(model, inputs, details.maps, method_id=method.method_id,
+                           seed=protocol.seed, settings=settings)
+    return _with_details(inputs.pairs, records, details, None if method.info.is_control else sanity,
+                         settings.verdict)
 
 
 def _resume(folder: RunFolder, n_methods: int) -> int:
@@ -216,7 +269,9 @@ def _process(folder: RunFolder, protocol: Protocol, model: VerificationModel,
             partner_embeddings=np.stack([embeddings[p.image_b] for p in chunk]))
         masks = [images[p.image_a].identity_mask for p in chunk]
         stacked = None if any(m is None for m in masks) else np.stack(masks)  # type: ignore[arg-type]
-        by_method = [_method_records(m, model, inputs, stacked, protocol, settings)
+        sanity = _target_sanity_fixed_chunks(model, inputs,
+                                             protocol.model.target_grad_norm_min)
+        by_method = [_method_records(m, model, inputs, stacked, protocol, settings, sanity)
                      for m in methods]
         for i in range(len(chunk)):
             for records in by_method:

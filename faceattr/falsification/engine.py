@@ -101,6 +101,7 @@ def failed_record(pair: Pair, model: str, method: str, status: str, reason: str,
                   stats: MapStats | None = None) -> PairRecord:
     """A trivial or error record: counted as falsified (intention-to-treat)."""
     return PairRecord(
+        attribution_sum=None, convergence_delta=None, target_grad_norm=None,
         map_sha256=None if stats is None else stats.sha256,
         map_range=None if stats is None else stats.range,
         map_entropy_norm=None if stats is None else stats.entropy_norm,
@@ -216,7 +217,8 @@ def _assemble(model: str, method_id: str, inputs: PairInputs,
             falsified_theorem=theorem.falsified, p_high=theorem.p_high, p_low=theorem.p_low,
             score_clean=float(scores[i]), n_high_px=int(regions.high_idx.size),
             n_low_px=int(regions.low_idx.size), n_boundary_ties=regions.n_boundary_ties,
-            area_ratio=area_ratio, map_sha256=stats.sha256, map_range=stats.range,
+            area_ratio=area_ratio, attribution_sum=None, convergence_delta=None,
+            target_grad_norm=None, map_sha256=stats.sha256, map_range=stats.range,
             map_entropy_norm=stats.entropy_norm, map_gini=stats.gini,
             area_confound=not low_bound <= area_ratio <= high_bound,
             drift_high_rad=tuple(float(v) for v in drifts[:k]),

@@ -28,7 +28,8 @@ def record(i: int, method: str, falsified: bool, *, verdict_rule: str = "simple"
             falsified_simple=True, falsified_theorem=True, p_high=None, p_low=None,
             score_clean=0.5, n_high_px=None, n_low_px=None, n_boundary_ties=None,
             area_ratio=None, area_confound=None, map_sha256=None, map_range=None,
-            map_entropy_norm=None, map_gini=None, drift_high_rad=(), drift_low_rad=(),
+            map_entropy_norm=None, map_gini=None, attribution_sum=None,
+            convergence_delta=None, target_grad_norm=None, drift_high_rad=(), drift_low_rad=(),
             score_drop_high=(), score_drop_low=(), d_high_rad=None, d_low_rad=None,
             sd_high_rad=None, sd_low_rad=None, margin_rad=None, pairwise_violation_frac=None)
     high, low = ((0.2, 0.3), (0.5, 0.6)) if falsified else ((1.0, 1.2), (0.1, 0.2))
@@ -39,7 +40,8 @@ def record(i: int, method: str, falsified: bool, *, verdict_rule: str = "simple"
         falsified_simple=falsified, falsified_theorem=falsified, p_high=0.5, p_low=0.5,
         score_clean=0.7, n_high_px=10, n_low_px=10, n_boundary_ties=0, area_ratio=1.0,
         area_confound=False, map_sha256=f"{i:064x}", map_range=1.0, map_entropy_norm=0.9,
-        map_gini=0.3, drift_high_rad=high, drift_low_rad=low,
+        map_gini=0.3, attribution_sum=None, convergence_delta=None,
+        target_grad_norm=None, drift_high_rad=high, drift_low_rad=low,
         score_drop_high=(0.1, 0.1), score_drop_low=(0.0, 0.0), d_high_rad=d_high,
         d_low_rad=d_low, sd_high_rad=0.07, sd_low_rad=0.07, margin_rad=d_high - d_low,
         pairwise_violation_frac=1.0 if falsified else 0.0)
