@@ -98,6 +98,18 @@ class TableReader:
             raise self._fail(key, value, f"a fraction in {bracket}0, {maximum}]{hint}")
         return number
 
+    def texts(self, key: str, *, default: list[str], allowed: Sequence[str] | None = None
+              ) -> list[str]:
+        """Read a list of strings, optionally from a closed set."""
+        value = self._get(key, default)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._fail(key, value, "a list of strings")
+        bad = [v for v in value if allowed is not None and v not in allowed]
+        if bad:
+            options = ", ".join(repr(a) for a in allowed or [])
+            raise self._fail(key, value, f"strings from {options}")
+        return value
+
     def integers(self, key: str, *, default: list[int], minimum: int, maximum: int
                  ) -> list[int]:
         """Read a list of integers within bounds."""

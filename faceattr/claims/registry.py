@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from faceattr.claims import controls, gate
+from faceattr.claims import (
+    completeness,
+    controls,
+    gate,
+    guards,
+    ledger_shares,
+    separation,
+    sufficiency,
+)
 from faceattr.claims.base import ClaimResult, ClaimSpec, RunArtefacts
 from faceattr.config import ProtocolError, TableReader
 
@@ -54,6 +62,34 @@ CLAIM_KINDS: Mapping[str, ClaimKind] = MappingProxyType({
     "model_gate": ClaimKind(
         family="gate", read=gate.read_model_gate, check=gate.check_model_gate,
         default_id=lambda p: f"gate:auc>={p.min_auc:g}"),
+    "uniformity": ClaimKind(
+        family="uniformity", read=ledger_shares.read_share,
+        check=ledger_shares.check_uniformity,
+        default_id=lambda p: f"uniformity:{p.method}:trivial<={p.max_share:g}"),
+    "attrition": ClaimKind(
+        family="attrition", read=ledger_shares.read_share, check=ledger_shares.check_attrition,
+        default_id=lambda p: f"attrition:{p.method}:error<={p.max_share:g}"),
+    "target_sanity": ClaimKind(
+        family="target", read=ledger_shares.read_share,
+        check=ledger_shares.check_target_sanity,
+        default_id=lambda p: f"target:{p.method}:error_target<={p.max_share:g}"),
+    "not_degenerate": ClaimKind(
+        family="guard", read=guards.read_not_degenerate, check=guards.check_not_degenerate,
+        default_id=lambda p: f"guard:{p.metric}:not_constant"),
+    "distinct_maps": ClaimKind(
+        family="guard", read=guards.read_distinct, check=guards.check_distinct_maps,
+        default_id=lambda p: "guard:distinct_maps"),
+    "fr_separation": ClaimKind(
+        family="separation", read=separation.read_separation,
+        check=separation.check_fr_separation,
+        default_id=lambda p: f"separation:{p.better}<{p.worse}"),
+    "completeness": ClaimKind(
+        family="completeness", read=completeness.read_completeness,
+        check=completeness.check_completeness,
+        default_id=lambda p: f"completeness:{p.method}"),
+    "k_sufficiency": ClaimKind(
+        family="k_sufficiency", read=sufficiency.read_k, check=sufficiency.check_k_sufficiency,
+        default_id=lambda p: f"k_sufficiency:eps={p.eps_rad:g},delta={p.delta:g}"),
 })
 
 

@@ -101,20 +101,19 @@ def failed_record(pair: Pair, model: str, method: str, status: str, reason: str,
                   stats: MapStats | None = None) -> PairRecord:
     """A trivial or error record: counted as falsified (intention-to-treat)."""
     return PairRecord(
-        attribution_sum=None, convergence_delta=None, target_grad_norm=None,
+        pair_id=pair.pair_id, model=model, method=method, is_genuine=pair.is_genuine,
+        status=status, status_reason=reason, falsified=True, verdict_rule=verdict_rule,
+        falsified_simple=True, falsified_theorem=True, p_high=None, p_low=None,
+        score_clean=score_clean, n_high_px=None, n_low_px=None, n_boundary_ties=None,
+        area_ratio=None, area_confound=None,
         map_sha256=None if stats is None else stats.sha256,
         map_range=None if stats is None else stats.range,
         map_entropy_norm=None if stats is None else stats.entropy_norm,
-        map_gini=None if stats is None else stats.gini,pair_id=pair.pair_id, model=model, method=method,
-                      is_genuine=pair.is_genuine, status=status, status_reason=reason,
-                      falsified=True, verdict_rule=verdict_rule, falsified_simple=True,
-                      falsified_theorem=True, p_high=None, p_low=None,
-                      score_clean=score_clean, n_high_px=None, n_low_px=None,
-                      n_boundary_ties=None, area_ratio=None, area_confound=None,
-                      drift_high_rad=(), drift_low_rad=(),
-                      score_drop_high=(), score_drop_low=(), d_high_rad=None, d_low_rad=None,
-                      sd_high_rad=None, sd_low_rad=None, margin_rad=None,
-                      pairwise_violation_frac=None)
+        map_gini=None if stats is None else stats.gini,
+        attribution_sum=None, convergence_delta=None, target_grad_norm=None,
+        drift_high_rad=(), drift_low_rad=(), score_drop_high=(), score_drop_low=(),
+        d_high_rad=None, d_low_rad=None, sd_high_rad=None, sd_low_rad=None, margin_rad=None,
+        pairwise_violation_frac=None)
 
 
 def clean_scores(inputs: PairInputs) -> NDArray[np.float64]:

@@ -1,0 +1,72 @@
+"""Claims on the status ledger: uniformity (trivial maps), attrition (errors), target sanity.
+
+Each bounds a share of pairs and is judged on the Wilson interval's upper bound, so a small
+run cannot pass by luck (PITFALLS.md #3, #4, #5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from faceattr.claims.base import ClaimResult, RunArtefacts
+from faceattr.config import TableReader
+from faceattr.records import PairRecord, is_error_status
+from faceattr.stats.proportions import proportion_interval
+
+__all__ = ["ShareParams", "check_attrition", "check_target_sanity", "check_uniformity",
+           "read_share"]
+
+
+@dataclass(frozen=True, slots=True)
+class ShareParams:
+    """A method and the largest acceptable share of its pairs in a status."""
+
+    method: str
+    max_share: float
+
+
+def read_share(reader: TableReader, method_ids: set[str]) -> ShareParams:
+    """Parse ``method`` and ``max_share`` (a fraction)."""
+    params = ShareParams(method=reader.text("method", allowed=sorted(method_ids)),
+                         max_share=reader.fraction("max_share"))
+    reader.finish()
+    return params
+
+
+def _share_claim(claim_id: str, kind: str, family: str, params: ShareParams,
+                 run: RunArtefacts, what: str, hit: Callable[[PairRecord], bool],
+                 ) -> ClaimResult:
+    records = run.records_of(params.method)
+    count = sum(hit(r) for r in records)
+    alpha = run.method(params.method).fr_itt.alpha
+    interval = proportion_interval(count, len(records), method="wilson", alpha=alpha)
+    passed = interval.high <= params.max_share
+    return ClaimResult(
+        claim_id=claim_id, kind=kind, family=family,
+        statement=f"{params.method}: share of {what} pairs <= {params.max_share:g} (judged on "
+                  "the Wilson upper bound)",
+        passed=passed, statistic=f"{what} share (upper bound)", observed=interval.high,
+        comparison="<=", threshold=params.max_share, n=interval.n, interval_low=interval.low,
+        interval_high=interval.high, interval_method="wilson", alpha=alpha,
+        detail=f"{count}/{interval.n} {what} pairs; upper bound {interval.high:.4f}")
+
+
+def check_uniformity(claim_id: str, params: ShareParams, run: RunArtefacts) -> ClaimResult:
+    """Uniformity: few of the method's maps are trivial (cannot rank pixels) — a uniform-map
+    epidemic was the research code's 84% Grad-CAM loss (PITFALLS.md #4)."""
+    return _share_claim(claim_id, "uniformity", "uniformity", params, run, "trivial",
+                        lambda r: r.status == "trivial")
+
+
+def check_attrition(claim_id: str, params: ShareParams, run: RunArtefacts) -> ClaimResult:
+    """Attrition: few pairs end in an error status (errors are counted, never dropped)."""
+    return _share_claim(claim_id, "attrition", "attrition", params, run, "error",
+                        lambda r: is_error_status(r.status))
+
+
+def check_target_sanity(claim_id: str, params: ShareParams, run: RunArtefacts) -> ClaimResult:
+    """Target sanity: the explained scalar varies with the probe on (almost) every pair — the
+    research code explained the norm of a unit vector (PITFALLS.md #5)."""
+    return _share_claim(claim_id, "target_sanity", "target", params, run, "error:target",
+                        lambda r: r.status == "error:target")
