@@ -13,6 +13,7 @@ from faceattr.claims import (
     gate,
     guards,
     ledger_shares,
+    randomisation,
     separation,
     sufficiency,
 )
@@ -90,6 +91,11 @@ CLAIM_KINDS: Mapping[str, ClaimKind] = MappingProxyType({
     "k_sufficiency": ClaimKind(
         family="k_sufficiency", read=sufficiency.read_k, check=sufficiency.check_k_sufficiency,
         default_id=lambda p: f"k_sufficiency:eps={p.eps_rad:g},delta={p.delta:g}"),
+    "randomisation": ClaimKind(
+        family="randomisation", read=randomisation.read_randomisation,
+        check=randomisation.check_randomisation,
+        default_id=lambda p: (f"randomisation:{p.method}:{p.order}:{p.metric}"
+                              f"<={p.max_similarity:g}")),
 })
 
 

@@ -42,7 +42,7 @@ from faceattr.models.base import VerificationModel
 from faceattr.randomisation.layers import cascading_steps, randomisable_layers, randomise_layers
 from faceattr.randomisation.similarity import METRICS, Metric, is_constant_map, map_similarity
 
-__all__ = ["FORMAT_VERSION", "RANDOMISATION_FILE", "MethodCurves", "Order",
+__all__ = ["FORMAT_VERSION", "ORDERS", "RANDOMISATION_FILE", "MethodCurves", "Order",
            "RandomisationResult", "RandomisationStep", "StepSimilarity", "load_randomisation",
            "run_randomisation", "write_randomisation"]
 
