@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from faceattr.claims import ClaimResult, ClaimSpec, RunArtefacts, evaluate_claim
@@ -25,7 +26,8 @@ def valid(i: int, method: str, falsified: bool) -> PairRecord:
         status_reason=None, falsified=falsified, verdict_rule="simple",
         falsified_simple=falsified, falsified_theorem=True, p_high=0.5, p_low=0.01,
         score_clean=0.7, n_high_px=10, n_low_px=10, n_boundary_ties=0, area_ratio=1.0,
-        area_confound=False, map_sha256=f"{i:064x}", map_range=1.0, map_entropy_norm=0.9,
+        area_confound=False, map_sha256=hashlib.sha256(f"{method}|{i}".encode()).hexdigest(),
+        map_range=1.0, map_entropy_norm=0.9,
         map_gini=0.3, attribution_sum=None, convergence_delta=None,
         target_grad_norm=None, drift_high_rad=high, drift_low_rad=low, score_drop_high=(0.1, 0.1),
         score_drop_low=(0.0, 0.0), d_high_rad=d_high, d_low_rad=d_low, sd_high_rad=0.07,

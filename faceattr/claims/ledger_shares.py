@@ -20,16 +20,21 @@ __all__ = ["ShareParams", "check_attrition", "check_target_sanity", "check_unifo
 
 @dataclass(frozen=True, slots=True)
 class ShareParams:
-    """A method and the largest acceptable share of its pairs in a status."""
+    """A method and the largest acceptable share of its pairs in a status, judged on the
+    Wilson upper bound (``on = "ci_high"``, the default) or on the observed share
+    (``on = "estimate"``, e.g. ``max_share = 0``: not a single pair may fail)."""
 
     method: str
     max_share: float
+    on: str
 
 
 def read_share(reader: TableReader, method_ids: set[str]) -> ShareParams:
-    """Parse ``method`` and ``max_share`` (a fraction)."""
+    """Parse ``method``, ``max_share`` (a fraction) and ``on``."""
     params = ShareParams(method=reader.text("method", allowed=sorted(method_ids)),
-                         max_share=reader.fraction("max_share"))
+                         max_share=reader.fraction("max_share"),
+                         on=reader.text("on", default="ci_high",
+                                        allowed=["ci_high", "estimate"]))
     reader.finish()
     return params
 
@@ -41,12 +46,14 @@ def _share_claim(claim_id: str, kind: str, family: str, params: ShareParams,
     count = sum(hit(r) for r in records)
     alpha = run.method(params.method).fr_itt.alpha
     interval = proportion_interval(count, len(records), method="wilson", alpha=alpha)
-    passed = interval.high <= params.max_share
+    observed = interval.high if params.on == "ci_high" else interval.estimate
+    judged_on = "the Wilson upper bound" if params.on == "ci_high" else "the observed share"
     return ClaimResult(
         claim_id=claim_id, kind=kind, family=family,
         statement=f"{params.method}: share of {what} pairs <= {params.max_share:g} (judged on "
-                  "the Wilson upper bound)",
-        passed=passed, statistic=f"{what} share (upper bound)", observed=interval.high,
+                  f"{judged_on})",
+        passed=observed <= params.max_share, statistic=f"{what} share ({params.on})",
+        observed=observed,
         comparison="<=", threshold=params.max_share, n=interval.n, interval_low=interval.low,
         interval_high=interval.high, interval_method="wilson", alpha=alpha,
         detail=f"{count}/{interval.n} {what} pairs; upper bound {interval.high:.4f}")
