@@ -194,6 +194,7 @@ def _summary_rows(engine: dict[str, Any], attribution: dict[str, Any],
             "a_engine_images_per_s": e["engine_images_per_s"],
             "a_construction_share": e["construction_share_of_engine"],
             "b_speedup_vs_reference": e.get("speedup_vs_reference"),
+            "b_ceiling_batched_vs_unbatched": e["raw_batched_vs_unbatched"],
             "c_ig_vs_raw_fwd_bwd": a["ig_vs_raw_fwd_bwd"],
             "c_smoothgrad_vs_raw_fwd_bwd": a["smoothgrad_vs_raw_fwd_bwd"],
             "c_smoothgrad_vs_raw_same_chunk": a["smoothgrad_vs_raw_fwd_bwd_same_chunk"],
@@ -205,10 +206,11 @@ def _summary_rows(engine: dict[str, Any], attribution: dict[str, Any],
     return rows
 
 
-def _fmt(value: Any, spec: str, target: float | None = None, higher: bool = True) -> str:
+def _fmt(value: Any, spec: str, target: float | None = None, higher: bool = True,
+         suffix: str = "") -> str:
     if value is None:
         return "-"
-    text = format(value, spec)
+    text = format(value, spec) + suffix
     if target is not None:
         met = value >= target if higher else value <= target
         text += "" if met else " (miss)"
@@ -224,16 +226,18 @@ def markdown_table(summary: dict[str, Any]) -> str:
         "ratios of interleaved timings.",
         "",
         "| model | px | (a) engine / raw fwd (>= 0.8) | (b) vs reference loop (>= 20x) "
+        "| (b) ceiling: raw batched / batch-of-one "
         "| (c) IG / raw fwd+bwd (>= 0.7) | (c) SmoothGrad / raw fwd+bwd (>= 0.7) "
         "| (e) R^2 time ~ images (n_pairs, K) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in summary["rows"]:
         speedup = row["b_speedup_vs_reference"]
         lines.append(
             f"| {row['model']} | {row['input_size_px']} "
             f"| {_fmt(row['a_engine_vs_raw_forward'], '.2f', 0.8)} "
-            f"| {_fmt(speedup, '.1f', 20.0)}{'' if speedup is None else 'x'} "
+            f"| {_fmt(speedup, '.1f', 20.0, suffix='x')} "
+            f"| {row['b_ceiling_batched_vs_unbatched']:.1f}x "
             f"| {_fmt(row['c_ig_vs_raw_fwd_bwd'], '.2f', 0.7)} "
             f"| {_fmt(row['c_smoothgrad_vs_raw_fwd_bwd'], '.2f', 0.7)} "
             f"| {row['e_r2_time_vs_images']:.3f} ({row['e_r2_time_vs_n_pairs']:.3f}, "
