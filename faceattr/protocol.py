@@ -38,10 +38,14 @@ class ModelSpec:
 
 @dataclass(frozen=True, slots=True)
 class MethodSpec:
-    """One ``[[methods]]`` entry: a protocol id, a registry name and its parameters."""
+    """One ``[[methods]]`` entry: a protocol id, a registry name, how its map ranks pixels
+    for the falsification test (``relevance``: ``"signed"`` uses the map as it is,
+    ``"abs"`` ranks by magnitude — for signed maps whose negative pixels also move the
+    embedding), and the method's own parameters."""
 
     id: str
     method: str
+    relevance: Literal["signed", "abs"]
     params: tuple[tuple[str, Any], ...]
 
     def params_dict(self) -> dict[str, Any]:
@@ -85,6 +89,15 @@ class ExecutionSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RandomisationSpec:
+    """``[randomisation]`` (optional): Adebayo et al.'s model-parameter randomisation on the
+    first ``n_pairs`` pairs (spread over the run's pairs), every method of the protocol."""
+
+    n_pairs: int
+    topk_frac: float
+
+
+@dataclass(frozen=True, slots=True)
 class Protocol:
     """A parsed, validated protocol."""
 
@@ -98,6 +111,7 @@ class Protocol:
     methods: tuple[MethodSpec, ...]
     falsification: FalsificationSpec
     execution: ExecutionSpec
+    randomisation: RandomisationSpec | None
     claims: tuple[ClaimSpec, ...]
     source_path: str
     content: str  # canonical JSON of the scientific content
@@ -124,12 +138,16 @@ def _parse_methods(where: str, tables: list[Mapping[str, Any]]) -> tuple[MethodS
     for i, table in enumerate(tables):
         loc = f"{where} [[methods]] #{i + 1}"
         rest = dict(table)
-        reader = TableReader({k: rest.pop(k) for k in ("method", "id") if k in rest}, loc)
+        reader = TableReader({k: rest.pop(k) for k in ("method", "id", "relevance")
+                              if k in rest}, loc)
         name = reader.text("method")
         method_id = reader.text("id", default=name)
+        relevance = reader.text("relevance", default="signed", allowed=["signed", "abs"])
         reader.finish()
         build_method(method_id, name, rest, loc)  # validates the parameters now
-        specs.append(MethodSpec(id=method_id, method=name, params=_frozen_items(rest)))
+        specs.append(MethodSpec(id=method_id, method=name,
+                                relevance=cast(Literal["signed", "abs"], relevance),
+                                params=_frozen_items(rest)))
     ids = [s.id for s in specs]
     if not specs or len(set(ids)) != len(ids):
         raise ProtocolError(f"{where}: [[methods]] must be non-empty with unique ids, got {ids}")
@@ -233,6 +251,13 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
     execution = ExecutionSpec(pairs_per_batch=exe_r.integer("pairs_per_batch", minimum=1),
                               forward_chunk=exe_r.integer("forward_chunk", minimum=1))
     exe_r.finish()
+    randomisation = None
+    if "randomisation" in raw:
+        rr = TableReader(top.table("randomisation"), f"{where} [randomisation]")
+        randomisation = RandomisationSpec(n_pairs=rr.integer("n_pairs", minimum=2),
+                                          topk_frac=rr.fraction("topk_frac", default=0.1,
+                                                                open_low=True, maximum=0.5))
+        rr.finish()
     claims = _parse_claims(where, top.tables("claims"), {m.id for m in methods})
     top.finish()
     science = {k: v for k, v in raw.items() if k != "execution"}
@@ -240,7 +265,8 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
     science["methods"] = sorted(raw["methods"], key=lambda m: str(m.get("id", m["method"])))
     return Protocol(name=name, description=description, seed=seed, alpha=alpha,
                     interval_method=interval, data=data, model=model, methods=methods,
-                    falsification=falsification, execution=execution, claims=claims,
+                    falsification=falsification, execution=execution,
+                    randomisation=randomisation, claims=claims,
                     source_path=source_path, content=dumps_strict(science))
 
 

@@ -18,8 +18,9 @@ def _raw() -> dict[str, Any]:
 def test_shipped_protocol_loads() -> None:
     protocol = load_protocol(SHIPPED)
     assert protocol.name == "synthetic"
-    assert {m.id for m in protocol.methods} == {"saliency", "oracle", "inverted", "random",
-                                                "constant"}
+    assert {m.id for m in protocol.methods} >= {"saliency", "oracle", "inverted", "random",
+                                                "constant", "integrated_gradients",
+                                                "geodesic_ig", "grad_cam"}
     assert protocol.run_name.startswith("synthetic-")
 
 
@@ -65,8 +66,8 @@ def test_unknown_method_is_named() -> None:
 
 def test_claim_on_undeclared_method_is_refused() -> None:
     raw = _raw()
-    raw["claims"].append({"kind": "fr_at_most", "method": "grad_cam", "threshold": 0.1})
-    with pytest.raises(ProtocolError, match="method = 'grad_cam' is not allowed"):
+    raw["claims"].append({"kind": "fr_at_most", "method": "lime", "threshold": 0.1})
+    with pytest.raises(ProtocolError, match="method = 'lime' is not allowed"):
         parse_protocol(raw, "bad.toml")
 
 

@@ -21,10 +21,11 @@ from faceattr.experiments.folder import RunFolder, load_records, load_summary
 from faceattr.experiments.run import run_protocol
 from faceattr.experiments.summary import RunSummary
 from faceattr.protocol import Protocol, load_protocol
+from faceattr.randomisation.stage import load_randomisation
 from faceattr.report import render_report
 
 PROTOCOL_DIR = Path(__file__).parent / "protocols"
-DEFAULT_PROTOCOLS = ("synthetic.toml",)
+DEFAULT_PROTOCOLS = ("synthetic.toml", "demo.toml")
 
 
 @dataclass
@@ -102,7 +103,8 @@ def _artefacts(protocol: Protocol) -> RunArtefacts:
     if protocol.source_path not in state.artefacts:
         folder, summary = _run(protocol)
         state.artefacts[protocol.source_path] = RunArtefacts(
-            summary=summary, records=load_records(folder), claims=protocol.claims)
+            summary=summary, records=load_records(folder), claims=protocol.claims,
+            randomisation=load_randomisation(folder.root))
     return state.artefacts[protocol.source_path]
 
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from faceattr.experiments.summary import MethodSummary, RunSummary
+from faceattr.randomisation.stage import RandomisationResult
 from faceattr.records import PairRecord
 
 __all__ = ["ClaimResult", "ClaimSpec", "Comparison", "RunArtefacts", "compare"]
@@ -34,7 +35,7 @@ class RunArtefacts:
     summary: RunSummary
     records: Sequence[PairRecord]
     claims: Sequence[ClaimSpec]
-    randomisation: Any = None  # RandomisationResult of the run's randomisation stage, if any
+    randomisation: RandomisationResult | None = None
 
     def method(self, method_id: str) -> MethodSummary:
         """The summary of one method (unknown ids raise)."""

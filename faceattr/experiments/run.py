@@ -115,6 +115,13 @@ def build_methods(protocol: Protocol) -> list[AttributionMethod]:
                    for m in protocol.methods), key=lambda m: m.method_id)
 
 
+def ranked_maps(protocol: Protocol, method_id: str,
+                maps: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The maps the falsification test ranks: as they are, or by magnitude (declared)."""
+    (spec,) = [m for m in protocol.methods if m.id == method_id]
+    return np.abs(maps) if spec.relevance == "abs" else maps
+
+
 def _load_images(source: PairSource, pairs: Sequence[Pair]) -> dict[str, LoadedImage]:
     images: dict[str, LoadedImage] = {}
     for pair in pairs:
@@ -224,9 +231,11 @@ def _method_records(method: AttributionMethod, model: VerificationModel, inputs:
         return [failed_record(p, model.name, method.method_id, status, str(exc) or status,
                               float(scores[i]), settings.verdict)
                 for i, p in enumerate(inputs.pairs)]
-    records = falsify_maps(model, inputs, details.maps, method_id=method.method_id,
+    ranked = ranked_maps(protocol, method.method_id, details.maps)
+    records = falsify_maps(model, inputs, ranked, method_id=method.method_id,
                            seed=protocol.seed, settings=settings)
-    return _with_details(inputs.pairs, records, details, None if method.info.is_control else sanity,
+    checked = None if method.info.is_control else sanity
+    return _with_details(inputs.pairs, records, details, checked,
                          settings.verdict)
 
 
@@ -304,6 +313,33 @@ def finalize_run(folder: RunFolder, protocol: Protocol, manifest: dict[str, obje
     write_summary(folder, summary)
 
 
+def randomisation_stage(folder: RunFolder, protocol: Protocol) -> None:
+    """Adebayo et al.'s randomisation test of every method, written to ``randomisation.json``
+    (skipped when the protocol declares no ``[randomisation]`` or the file exists)."""
+    from faceattr.randomisation.stage import run_randomisation, write_randomisation
+
+    spec = protocol.randomisation
+    if spec is None or (folder.root / "randomisation.json").exists():
+        return
+    source = build_source(protocol)
+    pairs = source.pairs()
+    model = build_model(protocol)
+    probes = np.stack([source.load_image(p.image_a).image for p in pairs])
+    partners = torch.from_numpy(np.stack([source.load_image(p.image_b).image for p in pairs]))
+    masks = [source.load_image(p.image_a).identity_mask for p in pairs]
+    batch = AttributionBatch(
+        model=model, probes=torch.from_numpy(probes),
+        partner_embeddings=embed_batched(model, partners,
+                                         chunk_size=protocol.execution.forward_chunk),
+        pair_ids=tuple(p.pair_id for p in pairs),
+        identity_masks=None if any(m is None for m in masks) else np.stack(masks),  # type: ignore[arg-type]
+        seed=protocol.seed)
+    result = run_randomisation(model, build_methods(protocol), batch, partner_images=partners,
+                               seed=protocol.seed, n_pairs=min(spec.n_pairs, len(pairs)),
+                               topk_frac=spec.topk_frac)
+    write_randomisation(folder.root, result)
+
+
 def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
                  progress: bool = True, shard: Shard | None = None) -> RunFolder:
     """Run (or resume, or reuse) the protocol's run — or one shard of it.
@@ -337,6 +373,7 @@ def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
                                        "n_pairs": len(mine), "weights_sha256":
                                        model.weights_sha256})
     else:
+        randomisation_stage(folder, protocol)
         finalize_run(folder, protocol, manifest, load_records(folder),
                      weights_sha256=model.weights_sha256, threads=threads)
     return folder
