@@ -16,6 +16,7 @@ full benchmark runs the shipped protocol itself.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -26,7 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MEMORY_TARGET_GB", "peak_rss_of", "reduced_protocol_text", "validation_peak_rss"]
+__all__ = ["MEMORY_TARGET_GB", "default_protocols", "peak_rss_of", "reduced_protocol_text",
+           "validation_peak_rss"]
 
 MEMORY_TARGET_GB: float = 3.0
 """(d): peak RSS of the default validation, GB (10^9 bytes)."""
@@ -74,13 +76,41 @@ def peak_rss_of(command: Sequence[str], *, cwd: Path | None = None,
 
 
 def reduced_protocol_text(shipped: str, *, n_pairs: int, k_per_region: int) -> str:
-    """The shipped protocol with ``n_pairs`` and ``k_per_region`` replaced (all else kept)."""
-    text, n_sub = re.subn(r"(?m)^n_pairs\s*=\s*\d+", f"n_pairs = {n_pairs}", shipped)
-    text, k_sub = re.subn(r"(?m)^k_per_region\s*=\s*\d+", f"k_per_region = {k_per_region}",
-                          text)
-    if n_sub != 1 or k_sub != 1:
-        raise ValueError("protocol text has no single n_pairs / k_per_region line to reduce")
-    return text
+    """The protocol with ``[data] n_pairs`` and ``[falsification] k_per_region`` replaced.
+
+    Only those two keys of those two tables change; a protocol whose ``[data]`` has no
+    ``n_pairs`` (a fixed photo set) keeps its pairs. Raises ``ValueError`` when neither key
+    is present.
+    """
+    table = ""
+    replaced = 0
+    lines = []
+    for line in shipped.splitlines(keepends=True):
+        header = re.match(r"^\s*\[([^\[\]]+)\]", line)
+        if header:
+            table = header.group(1).strip()
+        elif table == "data" and re.match(r"^n_pairs\s*=", line):
+            line, replaced = f"n_pairs = {n_pairs}\n", replaced + 1
+        elif table == "falsification" and re.match(r"^k_per_region\s*=", line):
+            line, replaced = f"k_per_region = {k_per_region}\n", replaced + 1
+        lines.append(line)
+    if replaced == 0:
+        raise ValueError("protocol text has no [data] n_pairs or [falsification] k_per_region "
+                         "to reduce")
+    return "".join(lines)
+
+
+def default_protocols(root: Path) -> list[Path]:
+    """The protocols ``pytest validation`` runs by default (``DEFAULT_PROTOCOLS`` in its
+    ``conftest.py``, read without importing it)."""
+    conftest = root / "validation" / "conftest.py"
+    for node in ast.parse(conftest.read_text(encoding="utf-8")).body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == "DEFAULT_PROTOCOLS"):
+            names = ast.literal_eval(node.value)
+            return [root / "validation" / "protocols" / str(name) for name in names]
+    raise ValueError(f"{conftest}: no DEFAULT_PROTOCOLS tuple")
 
 
 def _repo_root() -> Path:
@@ -107,21 +137,28 @@ def validation_peak_rss(*, quick: bool, threads: int, n_pairs_quick: int = 25,
         ``{"skipped": reason}`` when the source tree's ``validation/`` folder is absent.
     """
     root = _repo_root()
-    shipped = root / "validation" / "protocols" / "synthetic.toml"
-    if not shipped.is_file():
-        return {"skipped": f"{shipped} not found (not a source checkout)"}
+    if not (root / "validation" / "conftest.py").is_file():
+        return {"skipped": f"{root / 'validation'} not found (not a source checkout)"}
+    protocols = default_protocols(root)
     with tempfile.TemporaryDirectory(prefix="faceattr-bench-mem-") as tmp:
         command = [sys.executable, "-m", "pytest", "validation", "-q", "-p", "no:cacheprovider",
                    "--reports-dir", str(Path(tmp) / "reports"), "--threads", str(threads)]
-        protocol_desc = "validation/protocols/synthetic.toml (shipped)"
+        protocol_desc = "default: " + ", ".join(p.name for p in protocols) + " (shipped)"
         if quick:
-            reduced = Path(tmp) / "synthetic_reduced.toml"
-            reduced.write_text(reduced_protocol_text(shipped.read_text(encoding="utf-8"),
-                                                     n_pairs=n_pairs_quick,
-                                                     k_per_region=k_quick), encoding="utf-8")
-            command += ["--protocol", str(reduced)]
-            protocol_desc = (f"synthetic.toml reduced to n_pairs={n_pairs_quick}, "
-                             f"k_per_region={k_quick}")
+            descs = []
+            for shipped in protocols:
+                text = shipped.read_text(encoding="utf-8")
+                try:
+                    text = reduced_protocol_text(text, n_pairs=n_pairs_quick,
+                                                 k_per_region=k_quick)
+                    descs.append(f"{shipped.name} reduced to [data] n_pairs <= "
+                                 f"{n_pairs_quick}, k_per_region = {k_quick}")
+                except ValueError:
+                    descs.append(f"{shipped.name} (shipped)")
+                reduced = Path(tmp) / shipped.name
+                reduced.write_text(text, encoding="utf-8")
+                command += ["--protocol", str(reduced)]
+            protocol_desc = "; ".join(descs)
         result = peak_rss_of(command, cwd=root)
     result.update({"protocol": protocol_desc, "quick": quick, "threads": threads,
                    "target_gb": MEMORY_TARGET_GB,

@@ -166,8 +166,11 @@ def run_benchmarks(models: Sequence[str], out_dir: Path, config: BenchConfig, *,
             meta, loader(name), config)
     memory: dict[str, Any] = {"skipped": "disabled"}
     if config.memory:
-        memory = _timed_section(meta, "memory", lambda: validation_peak_rss(
-            quick=config.memory_quick, threads=config.threads))
+        try:
+            memory = _timed_section(meta, "memory", lambda: validation_peak_rss(
+                quick=config.memory_quick, threads=config.threads))
+        except (RuntimeError, ValueError, OSError) as exc:  # the timings are still written
+            memory = {"skipped": f"error: {type(exc).__name__}: {exc}"}
     meta["finished_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     out_dir.mkdir(parents=True, exist_ok=True)
     for filename, body in (("engine", engine), ("attribution", attribution),

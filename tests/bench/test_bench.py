@@ -12,7 +12,7 @@ import pytest
 from faceattr.bench import BenchConfig, ModelSizes, markdown_table, run_benchmarks
 from faceattr.bench.common import interleaved, make_workload
 from faceattr.bench.engine import construct_counterfactuals
-from faceattr.bench.memory import peak_rss_of, reduced_protocol_text
+from faceattr.bench.memory import default_protocols, peak_rss_of, reduced_protocol_text
 from faceattr.bench.reference import reference_drifts
 from faceattr.bench.scaling import linear_fit
 from faceattr.falsification import falsify_maps
@@ -129,6 +129,13 @@ def test_reduced_protocol_keeps_everything_but_the_sizes() -> None:
     reduced = reduced_protocol_text(shipped, n_pairs=10, k_per_region=4)
     assert "n_pairs = 10" in reduced
     assert "k_per_region = 4" in reduced
+    assert reduced.count("n_pairs =") == shipped.count("n_pairs =")  # other tables untouched
     assert reduced.count("[[claims]]") == shipped.count("[[claims]]")
     with pytest.raises(ValueError, match="n_pairs"):
         reduced_protocol_text("[data]\n", n_pairs=1, k_per_region=1)
+
+
+def test_default_protocols_are_read_from_the_validation_conftest() -> None:
+    protocols = default_protocols(Path(__file__).parents[2])
+    assert protocols
+    assert all(p.is_file() for p in protocols)
