@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,65 @@ def _forest_plot_png(methods: Sequence[dict[str, Any]]) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _distributions_png(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
+    """Per-pair margin and pairwise violation fraction per method (valid pairs)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(methods) + 1.5), dpi=100)
+    for ax, key, label in ((axes[0], "margin_rad", "margin d_high - d_low (rad)"),
+                           (axes[1], "pairwise_violation_frac",
+                            "pairwise violation fraction")):
+        data = [[r[key] for r in records if r["method"] == m and r[key] is not None]
+                for m in methods]
+        shown = [d if d else [float("nan")] for d in data]
+        ax.boxplot(shown, orientation="horizontal", tick_labels=list(methods), showfliers=True)
+        ax.set_xlabel(label)
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def _randomisation_png(randomisation: dict[str, Any]) -> str:
+    """Similarity (Spearman of |maps|) vs layers randomised, cascading, per method."""
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for curves in randomisation["methods"]:
+        steps = curves["cascading"]
+        if not steps:
+            continue
+        xs = [0] + [s["n_layers_randomised"] for s in steps]
+        ys = [1.0] + [s["similarity"]["spearman_abs"]["mean"] for s in steps]
+        ax.plot(xs, ys, marker="o", label=curves["method_id"])
+    ax.set_xlabel("layers randomised (cascading, top layer first)")
+    ax.set_ylabel("Spearman rank correlation of |maps|")
+    ax.axhline(0.0, color="grey", lw=0.5)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _map_statistics(records: Sequence[dict[str, Any]], methods: Sequence[str]
+                    ) -> list[dict[str, Any]]:
+    rows = []
+    for method in methods:
+        mine = [r for r in records if r["method"] == method and r["map_range"] is not None]
+        deltas = [abs(r["convergence_delta"]) for r in records
+                  if r["method"] == method and r["convergence_delta"] is not None]
+        rows.append({
+            "method": method, "n": len(mine),
+            "entropy": statistics.fmean(r["map_entropy_norm"] for r in mine) if mine else None,
+            "gini": statistics.fmean(r["map_gini"] for r in mine) if mine else None,
+            "zero_range": sum(r["map_range"] == 0 for r in mine),
+            "residual_median": statistics.median(deltas) if deltas else None,
+            "residual_max": max(deltas) if deltas else None})
+    return rows
+
+
 def _ledger(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Status counts per (model, method) from the raw records."""
     counts: dict[tuple[str, str], dict[str, int]] = {}
@@ -78,14 +138,22 @@ def render_report(run_dir: Path) -> Path:
     claims = read_json(run_dir / "claims.json")
     records = read_jsonl(run_dir / "records.jsonl")
     methods = [summary["methods"][k] for k in sorted(summary["methods"])]
+    method_ids = [m["method"] for m in methods]
+    randomisation_path = run_dir / "randomisation.json"
+    randomisation = read_json(randomisation_path) if randomisation_path.exists() else None
+    artefacts = [(name, _sha256(run_dir / name)) for name in ARTEFACTS]
+    if randomisation is not None:
+        artefacts.append(("randomisation.json", _sha256(randomisation_path)))
     env = Environment(loader=PackageLoader("faceattr", "report/templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     html = env.get_template("report.html.j2").render(
         summary=summary, claims=claims, methods=methods, ledger=_ledger(records),
         forest_png=_forest_plot_png(methods),
-        provenance=read_json(run_dir / "provenance.json"),
-        artefacts=[(name, _sha256(run_dir / name)) for name in ARTEFACTS])
+        distributions_png=_distributions_png(records, method_ids),
+        map_statistics=_map_statistics(records, method_ids),
+        randomisation_png=None if randomisation is None else _randomisation_png(randomisation),
+        provenance=read_json(run_dir / "provenance.json"), artefacts=artefacts)
     out = run_dir / "report.html"
     atomic_write_text(out, html)
     return out
