@@ -98,6 +98,13 @@ class RandomisationSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class DeterminismSpec:
+    """``[determinism]`` (optional): re-run the first ``n_pairs`` pairs in fresh processes."""
+
+    n_pairs: int
+
+
+@dataclass(frozen=True, slots=True)
 class Protocol:
     """A parsed, validated protocol."""
 
@@ -112,7 +119,9 @@ class Protocol:
     falsification: FalsificationSpec
     execution: ExecutionSpec
     randomisation: RandomisationSpec | None
+    determinism: DeterminismSpec | None
     claims: tuple[ClaimSpec, ...]
+    raw: str  # the validated document as JSON (for re-runs in fresh processes)
     source_path: str
     content: str  # canonical JSON of the scientific content
 
@@ -258,6 +267,11 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
                                           topk_frac=rr.fraction("topk_frac", default=0.1,
                                                                 open_low=True, maximum=0.5))
         rr.finish()
+    determinism = None
+    if "determinism" in raw:
+        dr = TableReader(top.table("determinism"), f"{where} [determinism]")
+        determinism = DeterminismSpec(n_pairs=dr.integer("n_pairs", minimum=1, maximum=1000))
+        dr.finish()
     claims = _parse_claims(where, top.tables("claims"), {m.id for m in methods})
     top.finish()
     science = {k: v for k, v in raw.items() if k != "execution"}
@@ -266,7 +280,8 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
     return Protocol(name=name, description=description, seed=seed, alpha=alpha,
                     interval_method=interval, data=data, model=model, methods=methods,
                     falsification=falsification, execution=execution,
-                    randomisation=randomisation, claims=claims,
+                    randomisation=randomisation, determinism=determinism, claims=claims,
+                    raw=dumps_strict(dict(raw)),
                     source_path=source_path, content=dumps_strict(science))
 
 

@@ -157,3 +157,36 @@ def test_k_sufficiency_fails_when_k_is_below_the_hoeffding_bound() -> None:
     assert not judge("k_sufficiency", {"eps_rad": 0.1, "delta": 0.05}, rows).passed
     # pi^2 ln(2 / 0.5) / (2 * 3^2) = 0.76 -> K >= 1
     assert judge("k_sufficiency", {"eps_rad": 3.0, "delta": 0.5}, rows).passed
+
+
+def _determinism(**changes: object) -> object:
+    from faceattr.experiments.determinism import DeterminismResult
+
+    base = DeterminismResult(n_pairs=4, n_lines_compared=36, identical_across_processes=True,
+                             first_difference=None, stochastic_methods=("random",),
+                             seed_changes_stochastic=True)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("changes", "passes"), [
+    ({}, True),
+    # planted: a result depends on which methods ran before it (PITFALLS.md #14)
+    ({"identical_across_processes": False, "first_difference": "line 7"}, False),
+    # planted: the "random" control ignores its seed (a hidden global stream)
+    ({"seed_changes_stochastic": False}, False),
+])
+def test_determinism_claim(changes: dict[str, object], passes: bool) -> None:
+    from faceattr.claims import ClaimSpec, RunArtefacts, evaluate_claim
+    from tests.helpers import run
+
+    rows = {"random": records("random", n_falsified=1, n_passed=1)}
+    spec = ClaimSpec(id="d", kind="determinism", params=())
+    artefacts = RunArtefacts(summary=run(rows), records=rows["random"], claims=(spec,),
+                             determinism=_determinism(**changes))  # type: ignore[arg-type]
+    assert evaluate_claim(spec, artefacts).passed is passes
+
+
+def test_determinism_claim_without_the_stage_fails() -> None:
+    result = judge("determinism", {}, {"m": records("m", n_falsified=1, n_passed=1)})
+    assert not result.passed
+    assert "declare [determinism]" in result.detail

@@ -141,3 +141,13 @@ def test_a_corrupted_record_fails_schema_validation_on_read(tmp_path: Path) -> N
     with pytest.raises(ValueError, match=r"records.jsonl:2: record schema violation at "
                                          r"pairwise_violation_frac: 50.0 is greater than"):
         load_records(RunFolder(root))
+
+
+def test_determinism_stage_reruns_in_fresh_processes(tmp_path: Path) -> None:
+    text = small_protocol(n_pairs=6, methods=("oracle", "random")).replace(
+        "[execution]", "[determinism]\nn_pairs = 2\n\n[execution]")
+    root = _run(tmp_path, "d", text)
+    result = json.loads((root / "determinism.json").read_text())
+    assert result["identical_across_processes"] is True
+    assert result["n_lines_compared"] == 4
+    assert result["seed_changes_stochastic"] is True

@@ -17,6 +17,7 @@ import torch
 
 from faceattr.claims import CLAIM_KINDS, ClaimResult, ClaimSpec, RunArtefacts, evaluate_claim
 from faceattr.claims.ledger import claims_document, write_claims
+from faceattr.experiments.determinism import load_determinism
 from faceattr.experiments.folder import RunFolder, load_records, load_summary
 from faceattr.experiments.run import run_protocol
 from faceattr.experiments.summary import RunSummary
@@ -104,7 +105,8 @@ def _artefacts(protocol: Protocol) -> RunArtefacts:
         folder, summary = _run(protocol)
         state.artefacts[protocol.source_path] = RunArtefacts(
             summary=summary, records=load_records(folder), claims=protocol.claims,
-            randomisation=load_randomisation(folder.root))
+            randomisation=load_randomisation(folder.root),
+            determinism=load_determinism(folder.root))
     return state.artefacts[protocol.source_path]
 
 

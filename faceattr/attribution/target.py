@@ -61,7 +61,7 @@ def _checkerboard(shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
 
 def target_sanity(model: VerificationModel, probes: torch.Tensor,
                   partner_embeddings: torch.Tensor, *, grad_norm_min: float,
-                  min_change: float = 1e-4, step: float = 0.02,
+                  min_change: float = 1e-6, step: float = 0.02,
                   target: TargetFn | None = None) -> list[TargetSanity]:
     """Check, per pair, that the explained scalar varies with the probe.
 
@@ -77,8 +77,10 @@ def target_sanity(model: VerificationModel, probes: torch.Tensor,
         1e-11 (float32 rounding of a constant); a real cosine score of a trained model has norms
         many orders larger, so a threshold such as 1e-6 separates them.
     min_change : float
-        Smallest acceptable change of the target under the input changes (default 1e-4, about
-        a thousand times float32 rounding of a value near 1).
+        Smallest acceptable change of the target under the input changes (default 1e-6, about
+        ten times float32 rounding of a value near 1; a real face model can be nearly
+        invariant to a faint checkerboard — dlib's score moved by 4e-5 on one demo pair — so
+        the gradient norm is the main check and this one only catches a frozen output).
     step : float
         Size of the input changes in [0, 1]-image units (default 0.02, about 5 grey levels).
     target : callable or None

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from faceattr.experiments.determinism import DeterminismResult
 from faceattr.experiments.summary import MethodSummary, RunSummary
 from faceattr.randomisation.stage import RandomisationResult
 from faceattr.records import PairRecord
@@ -36,6 +37,7 @@ class RunArtefacts:
     records: Sequence[PairRecord]
     claims: Sequence[ClaimSpec]
     randomisation: RandomisationResult | None = None
+    determinism: DeterminismResult | None = None
 
     def method(self, method_id: str) -> MethodSummary:
         """The summary of one method (unknown ids raise)."""

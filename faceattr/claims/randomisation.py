@@ -116,8 +116,9 @@ def check_randomisation(claim_id: str, params: RandomisationParams,
     averaged over the independent steps — equal to the mean over layers of the per-layer
     means); a Student t interval over pairs is reported beside it. The claim fails, whatever
     the threshold, when the run has no randomisation result, the stage did not cover the
-    method, the method raised, or any of its maps on the trained model is constant (an
-    untestable map is a failed pair, not a dropped one).
+    method, the method raised, or every one of its maps on the trained model is constant; a
+    pair whose trained-model map is constant counts with similarity 1 (untestable is a failed
+    pair, not a dropped one).
     """
     summary = run.method(params.method)
     alpha = summary.fr_itt.alpha
@@ -144,10 +145,14 @@ def check_randomisation(claim_id: str, params: RandomisationParams,
     if curves.error is not None:
         return failed(f"error: {curves.error}")
     n_constant = sum(curves.original_constant)
-    if n_constant:
-        return failed(f"untestable: {n_constant}/{result.n_pairs} maps on the trained model "
-                      "are constant", n=result.n_pairs)
-    values = _per_pair(curves, params.order, params.metric)
+    if n_constant == len(curves.original_constant):
+        return failed(f"untestable: all {n_constant} maps on the trained model are constant",
+                      n=result.n_pairs)
+    # an untestable pair (constant map on the trained model) is not dropped: it counts with
+    # the worst similarity, 1 (intention-to-treat)
+    values = [1.0 if constant else value for value, constant in
+              zip(_per_pair(curves, params.order, params.metric), curves.original_constant,
+                  strict=True)]
     observed = float(np.mean(values))
     low: float | None = None
     high: float | None = None
@@ -158,7 +163,8 @@ def check_randomisation(claim_id: str, params: RandomisationParams,
     steps = (f"after {curves.cascading[-1].n_layers_randomised} layers" if params.order ==
              "cascading" else f"over {len(curves.independent)} layers")
     numbers = (f"mean {params.metric} {steps} = {observed:.4f} "
-               f"{'<=' if meets else '>'} {params.max_similarity:g} on {len(values)} pairs")
+               f"{'<=' if meets else '>'} {params.max_similarity:g} on {len(values)} pairs"
+               + (f" ({n_constant} untestable counted as 1)" if n_constant else ""))
     if params.expected_insensitive:
         passed = not meets
         detail = (f"expected failure confirmed: {numbers}" if passed

@@ -10,6 +10,7 @@ from typing import Any
 from faceattr.claims import (
     completeness,
     controls,
+    determinism,
     gate,
     guards,
     ledger_shares,
@@ -88,6 +89,9 @@ CLAIM_KINDS: Mapping[str, ClaimKind] = MappingProxyType({
         family="completeness", read=completeness.read_completeness,
         check=completeness.check_completeness,
         default_id=lambda p: f"completeness:{p.method}"),
+    "determinism": ClaimKind(
+        family="determinism", read=determinism.read_determinism,
+        check=determinism.check_determinism, default_id=lambda p: "determinism:processes"),
     "k_sufficiency": ClaimKind(
         family="k_sufficiency", read=sufficiency.read_k, check=sufficiency.check_k_sufficiency,
         default_id=lambda p: f"k_sufficiency:eps={p.eps_rad:g},delta={p.delta:g}"),

@@ -10,6 +10,7 @@ protocol -> pairs (manifest) -> model (gate) -> attribution -> falsification -> 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -340,30 +341,48 @@ def randomisation_stage(folder: RunFolder, protocol: Protocol) -> None:
     write_randomisation(folder.root, result)
 
 
+def determinism_stage(folder: RunFolder, protocol: Protocol, threads: int) -> None:
+    """Re-run the first pairs in fresh processes (``[determinism]``), once."""
+    from faceattr.experiments.determinism import run_determinism_stage
+
+    spec = protocol.determinism
+    if spec is None or (folder.root / "determinism.json").exists():
+        return
+    stochastic = tuple(m.method_id for m in build_methods(protocol) if m.info.stochastic)
+    run_determinism_stage(folder.root, json.loads(protocol.raw), n_pairs=spec.n_pairs,
+                          stochastic_methods=stochastic, threads=threads)
+
+
 def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
-                 progress: bool = True, shard: Shard | None = None) -> RunFolder:
+                 progress: bool = True, shard: Shard | None = None,
+                 limit_pairs: int | None = None) -> RunFolder:
     """Run (or resume, or reuse) the protocol's run — or one shard of it.
+
+    ``limit_pairs`` runs only the first pairs into ``<run>-first<n>/``, without the gate, the
+    stages or a summary: records only (the determinism stage's re-runs).
 
     Returns
     -------
     RunFolder
         The complete run's folder, or the shard's folder.
     """
-    run_root = reports_dir / protocol.run_name
+    run_root = reports_dir / (protocol.run_name if limit_pairs is None
+                              else f"{protocol.run_name}-first{limit_pairs}")
     folder = shard.folder(run_root) if shard else RunFolder(run_root)
     prepare_folder(folder, protocol)
     if folder.summary.exists() or folder.shard_done.exists():
         return folder
     started = time.time()
     source = build_source(protocol)
-    pairs = source.pairs()
+    pairs = source.pairs()[:limit_pairs]
     mine = pairs[shard.index::shard.count] if shard else pairs
     images = _load_images(source, mine)
     manifest = build_manifest(source, pairs, image_hashes(source, pairs, images))
     write_json(folder.manifest, manifest)
     model = build_model(protocol)
     embeddings = _embed_all(model, images, protocol.execution.forward_chunk)
-    _check_gate(model, mine, embeddings, protocol.model.min_auc)
+    if limit_pairs is None:  # a partial re-run (determinism stage) reuses the full run's gate
+        _check_gate(model, mine, embeddings, protocol.model.min_auc)
     n_resumed = _process(folder, protocol, model, mine, images, embeddings, progress)
     timing = {"wall_s": time.time() - started, "finished_unix_s": time.time(),
               "resumed_pairs": n_resumed}
@@ -372,8 +391,9 @@ def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
         write_json(folder.shard_done, {"index": shard.index, "count": shard.count,
                                        "n_pairs": len(mine), "weights_sha256":
                                        model.weights_sha256})
-    else:
+    elif limit_pairs is None:
         randomisation_stage(folder, protocol)
+        determinism_stage(folder, protocol, threads)
         finalize_run(folder, protocol, manifest, load_records(folder),
                      weights_sha256=model.weights_sha256, threads=threads)
     return folder

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from faceattr.experiments.folder import RunFolder, load_records, prepare_folder, write_records
-from faceattr.experiments.run import Shard, finalize_run, randomisation_stage
+from faceattr.experiments.run import (
+    Shard,
+    determinism_stage,
+    finalize_run,
+    randomisation_stage,
+)
 from faceattr.io import read_json, write_json
 from faceattr.protocol import Protocol
 from faceattr.records import PairRecord
@@ -46,6 +51,7 @@ def merge_shards(protocol: Protocol, reports_dir: Path, *, count: int,
     wall_s = sum(float(read_json(s.timing)["wall_s"]) for s in shards)
     write_json(folder.timing, {"wall_s": wall_s, "merged_shards": count})
     randomisation_stage(folder, protocol)
+    determinism_stage(folder, protocol, threads)
     finalize_run(folder, protocol, manifest, records, weights_sha256=weights.pop(),
                  threads=threads)
     return folder

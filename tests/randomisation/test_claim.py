@@ -77,13 +77,22 @@ def test_missing_stage_method_error_and_constant_maps_fail_the_claim():
     verdict = _judge(_params(), other)
     assert not verdict.passed
     assert verdict.detail == "undefined: the randomisation stage did not run saliency"
-    constant = hand_result("saliency", CASCADE, INDEPENDENT, original_constant=(True, False))
+    constant = hand_result("saliency", CASCADE, INDEPENDENT, original_constant=(True, True))
     verdict = _judge(_params(), constant)
     assert not verdict.passed
-    assert verdict.detail.startswith("untestable: 1/2 maps on the trained model are constant")
+    assert verdict.detail.startswith("untestable: all 2 maps on the trained model are constant")
     # an expected-insensitive claim cannot pass on an untestable method either
     xfail = _params(expected_insensitive=True, reason="r")
     assert not _judge(xfail, constant).passed
+
+
+def test_an_untestable_pair_counts_with_the_worst_similarity():
+    # one of two trained-model maps is constant: it counts as similarity 1, never dropped
+    constant = hand_result("saliency", CASCADE, INDEPENDENT, original_constant=(True, False))
+    alone = _judge(_params(max_similarity=0.99), hand_result("saliency", CASCADE, INDEPENDENT))
+    verdict = _judge(_params(max_similarity=0.99), constant)
+    assert verdict.observed > alone.observed
+    assert "(1 untestable counted as 1)" in verdict.detail
 
 
 def test_a_wrong_artefact_type_is_a_programming_error():
