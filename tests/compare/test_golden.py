@@ -20,9 +20,11 @@ def _run_modified(tmp_path: Path, old: str, new: str) -> dict[str, object]:
     return run_snapshot(path, tmp_path / "run", name="synthetic_small")
 
 
-def test_the_golden_baseline_holds(tmp_path: Path) -> None:
-    fresh = run_snapshot(PROTOCOL, tmp_path, name="synthetic_small")
-    assert compare_golden(EXPECTED, fresh) == ()
+@pytest.mark.parametrize("name", ["synthetic_small", "demo_small"])
+def test_the_golden_baseline_holds(tmp_path: Path, name: str) -> None:
+    # demo_small: dlib's ResNet on the real demo photos (fetched and sha256-checked)
+    fresh = run_snapshot(GOLDEN_DIR / f"{name}.toml", tmp_path, name=name)
+    assert compare_golden(read_json(GOLDEN_DIR / f"{name}.json"), fresh) == ()
 
 
 @pytest.mark.parametrize(("old", "new"), [
