@@ -149,12 +149,13 @@ def validation_peak_rss(*, quick: bool, threads: int, n_pairs_quick: int = 25,
             for shipped in protocols:
                 text = shipped.read_text(encoding="utf-8")
                 try:
-                    text = reduced_protocol_text(text, n_pairs=n_pairs_quick,
-                                                 k_per_region=k_quick)
-                    descs.append(f"{shipped.name} reduced to [data] n_pairs <= "
-                                 f"{n_pairs_quick}, k_per_region = {k_quick}")
+                    reduced_text = reduced_protocol_text(text, n_pairs=n_pairs_quick,
+                                                         k_per_region=k_quick)
                 except ValueError:
-                    descs.append(f"{shipped.name} (shipped)")
+                    reduced_text = text
+                descs.append(f"{shipped.name} (shipped)" if reduced_text == text else
+                             f"{shipped.name} with [data] n_pairs = {n_pairs_quick}")
+                text = reduced_text
                 reduced = Path(tmp) / shipped.name
                 reduced.write_text(text, encoding="utf-8")
                 command += ["--protocol", str(reduced)]
