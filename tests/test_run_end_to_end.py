@@ -151,3 +151,32 @@ def test_determinism_stage_reruns_in_fresh_processes(tmp_path: Path) -> None:
     assert result["identical_across_processes"] is True
     assert result["n_lines_compared"] == 4
     assert result["seed_changes_stochastic"] is True
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_same_bytes(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    text = small_protocol(n_pairs=16, pairs_per_batch=1)
+    whole = _run(tmp_path, "whole", text)
+    path = tmp_path / "killed.toml"
+    path.write_text(text, encoding="utf-8")
+    reports = tmp_path / "killed"
+    command = [sys.executable, "-m", "faceattr", "run", str(path), "--quiet",
+               "--reports-dir", str(reports)]
+    process = subprocess.Popen(command, cwd=REPO)
+    records = reports / load_protocol(path).run_name / "records.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # wait until a few pairs are on disk, then kill -9
+        if records.exists() and records.read_text().count("\n") >= 12:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (records.parent / "summary.json").exists()  # really interrupted
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert records.read_bytes() == (whole / "records.jsonl").read_bytes()
+    assert json.loads((records.parent / "timing.json").read_text())["resumed_pairs"] >= 2
