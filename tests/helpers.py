@@ -58,7 +58,8 @@ def run(method_records: dict[str, list[PairRecord]], *, auc: float = 0.99) -> Ru
                       seed=0, n_pairs=n_pairs,
                       gate=GateResult(model="m", auc=auc, n_genuine=n_pairs // 2,
                                       n_impostor=n_pairs - n_pairs // 2, min_auc=0.95,
-                                      passed=auc >= 0.95),
+                                      passed=auc >= 0.95, tar_at_far_1e2=0.9,
+                                      tar_at_far_1e3=0.8),
                       methods=methods)
 
 

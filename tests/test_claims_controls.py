@@ -77,3 +77,18 @@ def test_gate_claim_fails_on_a_model_that_does_not_verify() -> None:
 def test_claim_on_an_unknown_method_raises() -> None:
     with pytest.raises(ValueError, match="method = 'saliency' is not allowed"):
         judge("fr_at_most", {**ORACLE, "method": "saliency"}, _healthy())
+
+
+def test_tar_at_far_by_hand() -> None:
+    import numpy as np
+
+    from faceattr.experiments.gate import tar_at_far
+
+    impostor = np.linspace(0.0, 0.99, 100)  # 100 impostors: FAR 1% lets the top one above
+    genuine = np.array([0.5, 0.97, 0.985, 0.995, 1.0])
+    scores = np.concatenate([genuine, impostor])
+    labels = np.array([True] * 5 + [False] * 100)
+    # threshold = second highest impostor (0.98): genuine above it are 0.985, 0.995, 1.0
+    assert tar_at_far(scores, labels, 1e-2) == pytest.approx(3 / 5)
+    # FAR 0.1% of 100 impostors allows none: threshold = highest impostor (0.99)
+    assert tar_at_far(scores, labels, 1e-3) == pytest.approx(2 / 5)

@@ -17,7 +17,8 @@ __all__ = ["GateResult", "MethodSummary", "RunSummary", "summarise_method"]
 
 @dataclass(frozen=True, slots=True)
 class GateResult:
-    """Model gate: verification ROC AUC on the run's pairs vs the declared minimum."""
+    """Model gate: verification ROC AUC on the run's pairs vs the declared minimum, with the
+    true-accept rates at false-accept rates of at most 1% and 0.1%."""
 
     model: str
     auc: float
@@ -25,10 +26,14 @@ class GateResult:
     n_impostor: int
     min_auc: float
     passed: bool
+    tar_at_far_1e2: float
+    tar_at_far_1e3: float
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.auc) and 0.0 <= self.auc <= 1.0):
-            raise ValueError(f"gate AUC must be in [0, 1], got {self.auc!r}")
+        for name in ("auc", "tar_at_far_1e2", "tar_at_far_1e3"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ValueError(f"gate {name} must be in [0, 1], got {value!r}")
         if self.passed != (self.auc >= self.min_auc):
             raise ValueError("gate verdict disagrees with its AUC and minimum")
 
@@ -160,7 +165,8 @@ class RunSummary:
                 "n_pairs": self.n_pairs,
                 "gate": {"model": gate.model, "auc": gate.auc, "n_genuine": gate.n_genuine,
                          "n_impostor": gate.n_impostor, "min_auc": gate.min_auc,
-                         "passed": gate.passed},
+                         "passed": gate.passed, "tar_at_far_1e2": gate.tar_at_far_1e2,
+                         "tar_at_far_1e3": gate.tar_at_far_1e3},
                 "methods": {k: v.to_json() for k, v in sorted(self.methods.items())}}
 
     @classmethod

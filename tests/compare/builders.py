@@ -64,6 +64,7 @@ def write_run(root: Path, verdicts: Mapping[str, Sequence[bool]], *, first_pair:
     summary = RunSummary(
         run_name="t", protocol_sha256="0" * 64, manifest_sha256=f"{image_salt}{n}".ljust(64, "0"),
         seed=5, n_pairs=n, gate=GateResult(model="m", auc=0.99, n_genuine=n, n_impostor=0,
+                                           tar_at_far_1e2=0.9, tar_at_far_1e3=0.8,
                                            min_auc=0.5, passed=True),
         methods={m: summarise_method(rs, alpha=0.05, interval_method="wilson")
                  for m, rs in records.items()})
