@@ -105,6 +105,16 @@ class DeterminismSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class BaselineSpec:
+    """``[baseline]`` (optional): a run folder or legacy results file to compare against
+    (``faceattr compare``), with the equivalence margin (a fraction) and alpha."""
+
+    path: str
+    margin: float
+    alpha: float
+
+
+@dataclass(frozen=True, slots=True)
 class Protocol:
     """A parsed, validated protocol."""
 
@@ -120,6 +130,7 @@ class Protocol:
     execution: ExecutionSpec
     randomisation: RandomisationSpec | None
     determinism: DeterminismSpec | None
+    baseline: BaselineSpec | None
     claims: tuple[ClaimSpec, ...]
     raw: str  # the validated document as JSON (for re-runs in fresh processes)
     source_path: str
@@ -272,6 +283,14 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
         dr = TableReader(top.table("determinism"), f"{where} [determinism]")
         determinism = DeterminismSpec(n_pairs=dr.integer("n_pairs", minimum=1, maximum=1000))
         dr.finish()
+    baseline = None
+    if "baseline" in raw:
+        br = TableReader(top.table("baseline"), f"{where} [baseline]")
+        baseline = BaselineSpec(path=br.text("path"),
+                                margin=br.fraction("margin", open_low=True, maximum=0.5),
+                                alpha=br.fraction("alpha", default=0.05, open_low=True,
+                                                  maximum=0.5))
+        br.finish()
     claims = _parse_claims(where, top.tables("claims"), {m.id for m in methods})
     top.finish()
     science = {k: v for k, v in raw.items() if k != "execution"}
@@ -280,7 +299,8 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
     return Protocol(name=name, description=description, seed=seed, alpha=alpha,
                     interval_method=interval, data=data, model=model, methods=methods,
                     falsification=falsification, execution=execution,
-                    randomisation=randomisation, determinism=determinism, claims=claims,
+                    randomisation=randomisation, determinism=determinism, baseline=baseline,
+                    claims=claims,
                     raw=dumps_strict(dict(raw)),
                     source_path=source_path, content=dumps_strict(science))
 

@@ -190,3 +190,18 @@ def test_determinism_claim_without_the_stage_fails() -> None:
     result = judge("determinism", {}, {"m": records("m", n_falsified=1, n_passed=1)})
     assert not result.passed
     assert "declare [determinism]" in result.detail
+
+
+@pytest.mark.parametrize(("code", "passes"), [(0, True), (1, False), (2, False)])
+def test_regression_claim_follows_the_comparison(code: int, passes: bool) -> None:
+    from faceattr.claims import ClaimSpec, RunArtefacts, evaluate_claim
+    from tests.helpers import run
+
+    rows = {"m": records("m", n_falsified=1, n_passed=1)}
+    spec = ClaimSpec(id="r", kind="regression", params=())
+    comparison = {"exit_code": code, "exit_reasons": [] if code == 0 else ["verdict flips"],
+                  "margin": 0.05}
+    artefacts = RunArtefacts(summary=run(rows), records=rows["m"], claims=(spec,),
+                             comparison=comparison)
+    assert evaluate_claim(spec, artefacts).passed is passes
+    assert not judge("regression", {}, rows).passed  # no baseline declared: not a pass

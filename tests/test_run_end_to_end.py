@@ -180,3 +180,17 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_bytes(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     assert records.read_bytes() == (whole / "records.jsonl").read_bytes()
     assert json.loads((records.parent / "timing.json").read_text())["resumed_pairs"] >= 2
+
+
+def test_baseline_comparison_stage(tmp_path: Path) -> None:
+    base = _run(tmp_path, "base", small_protocol(n_pairs=40, methods=("oracle", "random")))
+    same = small_protocol(n_pairs=40, methods=("oracle", "random")) + (
+        f'\n[baseline]\npath = "{base}"\nmargin = 0.3\n')
+    root = _run(tmp_path, "same", same)
+    comparison = json.loads((root / "comparison.json").read_text())
+    assert comparison["exit_code"] == 0, comparison["exit_reasons"]
+    assert (root / "comparison.txt").read_text().startswith("faceattr compare")
+    # a silently changed fill against the same baseline is caught
+    changed = same.replace('fill = "mean"', 'fill = "zero"').replace("seed = 5", "seed = 9")
+    moved = json.loads((_run(tmp_path, "moved", changed) / "comparison.json").read_text())
+    assert moved["exit_code"] != 0

@@ -21,6 +21,7 @@ from faceattr.experiments.determinism import load_determinism
 from faceattr.experiments.folder import RunFolder, load_records, load_summary
 from faceattr.experiments.run import run_protocol
 from faceattr.experiments.summary import RunSummary
+from faceattr.io import read_json
 from faceattr.protocol import Protocol, load_protocol
 from faceattr.randomisation.stage import load_randomisation
 from faceattr.report import render_report
@@ -106,7 +107,9 @@ def _artefacts(protocol: Protocol) -> RunArtefacts:
         state.artefacts[protocol.source_path] = RunArtefacts(
             summary=summary, records=load_records(folder), claims=protocol.claims,
             randomisation=load_randomisation(folder.root),
-            determinism=load_determinism(folder.root))
+            determinism=load_determinism(folder.root),
+            comparison=read_json(folder.root / "comparison.json")
+            if (folder.root / "comparison.json").exists() else None)
     return state.artefacts[protocol.source_path]
 
 

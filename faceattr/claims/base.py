@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -38,6 +38,7 @@ class RunArtefacts:
     claims: Sequence[ClaimSpec]
     randomisation: RandomisationResult | None = None
     determinism: DeterminismResult | None = None
+    comparison: Mapping[str, Any] | None = None  # comparison.json of the baseline stage
 
     def method(self, method_id: str) -> MethodSummary:
         """The summary of one method (unknown ids raise)."""

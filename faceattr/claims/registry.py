@@ -15,6 +15,7 @@ from faceattr.claims import (
     guards,
     ledger_shares,
     randomisation,
+    regression,
     separation,
     sufficiency,
 )
@@ -92,6 +93,9 @@ CLAIM_KINDS: Mapping[str, ClaimKind] = MappingProxyType({
     "determinism": ClaimKind(
         family="determinism", read=determinism.read_determinism,
         check=determinism.check_determinism, default_id=lambda p: "determinism:processes"),
+    "regression": ClaimKind(
+        family="regression", read=regression.read_regression,
+        check=regression.check_regression, default_id=lambda p: "regression:baseline"),
     "k_sufficiency": ClaimKind(
         family="k_sufficiency", read=sufficiency.read_k, check=sufficiency.check_k_sufficiency,
         default_id=lambda p: f"k_sufficiency:eps={p.eps_rad:g},delta={p.delta:g}"),

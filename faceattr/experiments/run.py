@@ -47,7 +47,7 @@ from faceattr.experiments.provenance import provenance
 from faceattr.experiments.summary import RunSummary, summarise_method
 from faceattr.falsification import FalsificationSettings, PairInputs, falsify_maps
 from faceattr.falsification.engine import clean_scores, failed_record
-from faceattr.io import read_json, write_json
+from faceattr.io import atomic_write_text, read_json, write_json
 from faceattr.models.base import VerificationModel, embed_batched
 from faceattr.models.loading import load_model
 from faceattr.protocol import Protocol
@@ -353,6 +353,19 @@ def determinism_stage(folder: RunFolder, protocol: Protocol, threads: int) -> No
                           stochastic_methods=stochastic, threads=threads)
 
 
+def comparison_stage(folder: RunFolder, protocol: Protocol) -> None:
+    """Compare the finished run with the declared baseline (``comparison.json``/``.txt``)."""
+    from faceattr.compare import compare_paths
+    from faceattr.compare.result import render_text
+
+    spec = protocol.baseline
+    if spec is None or (folder.root / "comparison.json").exists():
+        return
+    result = compare_paths(Path(spec.path), folder.root, margin=spec.margin, alpha=spec.alpha)
+    write_json(folder.root / "comparison.json", result.to_json())
+    atomic_write_text(folder.root / "comparison.txt", render_text(result))
+
+
 def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
                  progress: bool = True, shard: Shard | None = None,
                  limit_pairs: int | None = None) -> RunFolder:
@@ -396,6 +409,7 @@ def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
         determinism_stage(folder, protocol, threads)
         finalize_run(folder, protocol, manifest, load_records(folder),
                      weights_sha256=model.weights_sha256, threads=threads)
+        comparison_stage(folder, protocol)
     return folder
 
 

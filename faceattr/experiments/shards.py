@@ -7,6 +7,7 @@ from pathlib import Path
 from faceattr.experiments.folder import RunFolder, load_records, prepare_folder, write_records
 from faceattr.experiments.run import (
     Shard,
+    comparison_stage,
     determinism_stage,
     finalize_run,
     randomisation_stage,
@@ -54,4 +55,5 @@ def merge_shards(protocol: Protocol, reports_dir: Path, *, count: int,
     determinism_stage(folder, protocol, threads)
     finalize_run(folder, protocol, manifest, records, weights_sha256=weights.pop(),
                  threads=threads)
+    comparison_stage(folder, protocol)
     return folder

@@ -142,8 +142,9 @@ def render_report(run_dir: Path) -> Path:
     randomisation_path = run_dir / "randomisation.json"
     randomisation = read_json(randomisation_path) if randomisation_path.exists() else None
     artefacts = [(name, _sha256(run_dir / name)) for name in ARTEFACTS]
-    if randomisation is not None:
-        artefacts.append(("randomisation.json", _sha256(randomisation_path)))
+    for optional in ("randomisation.json", "determinism.json", "comparison.json"):
+        if (run_dir / optional).exists():
+            artefacts.append((optional, _sha256(run_dir / optional)))
     env = Environment(loader=PackageLoader("faceattr", "report/templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -153,6 +154,8 @@ def render_report(run_dir: Path) -> Path:
         distributions_png=_distributions_png(records, method_ids),
         map_statistics=_map_statistics(records, method_ids),
         randomisation_png=None if randomisation is None else _randomisation_png(randomisation),
+        comparison_text=(run_dir / "comparison.txt").read_text(encoding="utf-8")
+        if (run_dir / "comparison.txt").exists() else None,
         provenance=read_json(run_dir / "provenance.json"), artefacts=artefacts)
     out = run_dir / "report.html"
     atomic_write_text(out, html)
