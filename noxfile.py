@@ -56,5 +56,6 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks as ratios measured in one run (filled by the performance issue)."""
-    session.error("bench is not implemented yet: see the performance issue (#11)")
+    """Benchmarks as ratios measured in one run; results in reports/bench/*.json."""
+    _install(session)
+    session.run("python", "-m", "faceattr.bench", *session.posargs, env=THREADS_ENV)
