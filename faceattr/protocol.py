@@ -91,10 +91,13 @@ class ExecutionSpec:
 @dataclass(frozen=True, slots=True)
 class RandomisationSpec:
     """``[randomisation]`` (optional): Adebayo et al.'s model-parameter randomisation on the
-    first ``n_pairs`` pairs (spread over the run's pairs), every method of the protocol."""
+    first ``n_pairs`` pairs (spread over the run's pairs), every method of the protocol; and,
+    on the same pairs, the completeness residual of the IG-family methods at each of
+    ``completeness_n_steps`` (its trend with the number of steps)."""
 
     n_pairs: int
     topk_frac: float
+    completeness_n_steps: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,9 +277,11 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
     randomisation = None
     if "randomisation" in raw:
         rr = TableReader(top.table("randomisation"), f"{where} [randomisation]")
-        randomisation = RandomisationSpec(n_pairs=rr.integer("n_pairs", minimum=2),
-                                          topk_frac=rr.fraction("topk_frac", default=0.1,
-                                                                open_low=True, maximum=0.5))
+        randomisation = RandomisationSpec(
+            n_pairs=rr.integer("n_pairs", minimum=2),
+            topk_frac=rr.fraction("topk_frac", default=0.1, open_low=True, maximum=0.5),
+            completeness_n_steps=tuple(rr.integers("completeness_n_steps", default=[],
+                                                   minimum=1, maximum=4096)))
         rr.finish()
     determinism = None
     if "determinism" in raw:

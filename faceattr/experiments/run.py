@@ -339,6 +339,12 @@ def randomisation_stage(folder: RunFolder, protocol: Protocol) -> None:
                                seed=protocol.seed, n_pairs=min(spec.n_pairs, len(pairs)),
                                topk_frac=spec.topk_frac)
     write_randomisation(folder.root, result)
+    if spec.completeness_n_steps:
+        from faceattr.experiments.completeness_trend import completeness_trend
+
+        rows = list(range(min(spec.n_pairs, len(pairs))))
+        completeness_trend(folder.root, protocol.methods, _take(batch, rows),
+                           n_steps_grid=spec.completeness_n_steps, where=protocol.source_path)
 
 
 def determinism_stage(folder: RunFolder, protocol: Protocol, threads: int) -> None:

@@ -142,7 +142,10 @@ def render_report(run_dir: Path) -> Path:
     randomisation_path = run_dir / "randomisation.json"
     randomisation = read_json(randomisation_path) if randomisation_path.exists() else None
     artefacts = [(name, _sha256(run_dir / name)) for name in ARTEFACTS]
-    for optional in ("randomisation.json", "determinism.json", "comparison.json"):
+    trend_path = run_dir / "completeness_trend.json"
+    trend = read_json(trend_path) if trend_path.exists() else None
+    for optional in ("randomisation.json", "determinism.json", "comparison.json",
+                     "completeness_trend.json"):
         if (run_dir / optional).exists():
             artefacts.append((optional, _sha256(run_dir / optional)))
     env = Environment(loader=PackageLoader("faceattr", "report/templates"),
@@ -154,6 +157,7 @@ def render_report(run_dir: Path) -> Path:
         distributions_png=_distributions_png(records, method_ids),
         map_statistics=_map_statistics(records, method_ids),
         randomisation_png=None if randomisation is None else _randomisation_png(randomisation),
+        completeness_trend=trend,
         comparison_text=(run_dir / "comparison.txt").read_text(encoding="utf-8")
         if (run_dir / "comparison.txt").exists() else None,
         provenance=read_json(run_dir / "provenance.json"), artefacts=artefacts)
