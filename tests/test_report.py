@@ -45,7 +45,8 @@ def test_every_declared_claim_and_section_is_present(tmp_path: Path) -> None:
     assert "NOT RUN" in html
     assert "GATE FAILED" in html
     for section in ('id="claims"', 'id="fr"', 'id="forest"', 'id="ledger"', 'id="provenance"',
-                    'id="artefacts"', "data:image/png;base64,"):
+                    'id="artefacts"', 'id="roc"', 'id="k-sufficiency"', 'id="map-histograms"',
+                    'id="distributions"', 'id="mapstats"', "data:image/png;base64,"):
         assert section in html
     assert "http://" not in html
     assert "https://" not in html

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -100,6 +101,61 @@ def _randomisation_png(randomisation: dict[str, Any]) -> str:
     return _png(fig)
 
 
+def _roc_png(records: Sequence[dict[str, Any]]) -> str:
+    """The model gate's ROC from the clean scores of the run's pairs (one per pair)."""
+    seen: dict[str, tuple[float, bool]] = {}
+    for r in records:
+        if r["score_clean"] is not None:
+            seen.setdefault(r["pair_id"], (r["score_clean"], r["is_genuine"]))
+    scores = np.array([s for s, _ in seen.values()])
+    genuine = np.array([g for _, g in seen.values()])
+    thresholds = np.concatenate([[np.inf], np.sort(np.unique(scores))[::-1]])
+    tar = [(scores[genuine] >= t).mean() if genuine.any() else 0.0 for t in thresholds]
+    far = [(scores[~genuine] >= t).mean() if (~genuine).any() else 0.0 for t in thresholds]
+    fig, ax = plt.subplots(figsize=(4.5, 4), dpi=100)
+    ax.plot(far, tar, drawstyle="steps-post")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls="--")
+    ax.set_xlabel("false-accept rate")
+    ax.set_ylabel("true-accept rate")
+    ax.set_title(f"{genuine.sum()} genuine, {(~genuine).sum()} impostor pairs", fontsize=9)
+    return _png(fig)
+
+
+def _map_histograms_png(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
+    """Distributions of normalised entropy and Gini of the maps, per method."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(methods) + 1.5), dpi=100)
+    for ax, key, label in ((axes[0], "map_entropy_norm", "normalised entropy of |map|"),
+                           (axes[1], "map_gini", "Gini index of |map|")):
+        data = [[r[key] for r in records if r["method"] == m and r[key] is not None] or
+                [float("nan")] for m in methods]
+        ax.boxplot(data, orientation="horizontal", tick_labels=list(methods))
+        ax.set_xlabel(label)
+        ax.set_xlim(-0.02, 1.02)
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def _k_sufficiency_png(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
+    """How the mean high-region drift settles as K grows: median over pairs of
+    ``|mean of the first k draws - mean of all K|``, per method."""
+    fig, ax = plt.subplots(figsize=(6.5, 4), dpi=100)
+    for method in methods:
+        rows = [np.asarray(r["drift_high_rad"]) for r in records
+                if r["method"] == method and r["status"] == "valid"]
+        if not rows:
+            continue
+        draws = np.stack(rows)
+        ks = np.arange(1, draws.shape[1] + 1)
+        running = np.cumsum(draws, axis=1) / ks
+        ax.plot(ks, np.median(np.abs(running - running[:, -1:]), axis=0), label=method)
+    ax.set_xlabel("K (draws per region)")
+    ax.set_ylabel("median |running mean - final mean| (rad)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
 def _map_statistics(records: Sequence[dict[str, Any]], methods: Sequence[str]
                     ) -> list[dict[str, Any]]:
     rows = []
@@ -155,6 +211,8 @@ def render_report(run_dir: Path) -> Path:
         summary=summary, claims=claims, methods=methods, ledger=_ledger(records),
         forest_png=_forest_plot_png(methods),
         distributions_png=_distributions_png(records, method_ids),
+        roc_png=_roc_png(records), map_histograms_png=_map_histograms_png(records, method_ids),
+        k_sufficiency_png=_k_sufficiency_png(records, method_ids),
         map_statistics=_map_statistics(records, method_ids),
         randomisation_png=None if randomisation is None else _randomisation_png(randomisation),
         completeness_trend=trend,
