@@ -37,6 +37,7 @@ def _sha256(path: Path) -> str:
 def _forest_plot_png(methods: Sequence[dict[str, Any]]) -> str:
     """FR per method with intervals, ITT and valid-only side by side; base64 PNG."""
     fig, ax = plt.subplots(figsize=(6.5, 0.55 * len(methods) + 1.2), dpi=100)
+    labelled: set[str] = set()
     for row, entry in enumerate(methods):
         for offset, key, colour in ((-0.12, "fr_itt", "#1f4e79"), (0.12, "fr_valid", "#c55a11")):
             interval = entry[key]
@@ -45,7 +46,9 @@ def _forest_plot_png(methods: Sequence[dict[str, Any]]) -> str:
             ax.errorbar(interval["estimate"], row + offset, fmt="o", color=colour,
                         xerr=[[interval["estimate"] - interval["low"]],
                               [interval["high"] - interval["estimate"]]], capsize=3,
-                        label=key if row == 0 else None)
+                        label=None if key in labelled else
+                        {"fr_itt": "intention-to-treat", "fr_valid": "valid pairs only"}[key])
+            labelled.add(key)
     ax.set_yticks(range(len(methods)), [m["method"] for m in methods])
     ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel("falsification rate (fraction of pairs)")
