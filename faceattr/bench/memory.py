@@ -35,9 +35,10 @@ MEMORY_TARGET_GB: float = 3.0
 
 _WRAPPER = """
 import json, resource, subprocess, sys
-completed = subprocess.run(sys.argv[1:])
+completed = subprocess.run(sys.argv[2:])
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"returncode": completed.returncode, "ru_maxrss_kib": usage.ru_maxrss}))
+with open(sys.argv[1], "w", encoding="utf-8") as handle:
+    json.dump({"returncode": completed.returncode, "ru_maxrss_kib": usage.ru_maxrss}, handle)
 """
 
 
@@ -60,17 +61,20 @@ def peak_rss_of(command: Sequence[str], *, cwd: Path | None = None,
         ``peak_rss_bytes``, ``peak_rss_gb``, ``returncode``, ``wall_s`` and the last lines of
         the command's output (``output_tail``).
     """
-    start = time.perf_counter()
-    completed = subprocess.run([sys.executable, "-c", _WRAPPER, *command], cwd=cwd, env=env,
-                               capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
-    lines = completed.stdout.strip().splitlines()
-    if completed.returncode != 0 or not lines:
-        raise RuntimeError(f"memory wrapper failed (exit {completed.returncode}): "
-                           f"{completed.stderr.strip()[-2000:]}")
-    report = json.loads(lines[-1])
+    with tempfile.TemporaryDirectory(prefix="faceattr-rss-") as tmp:
+        report_path = Path(tmp) / "rss.json"
+        start = time.perf_counter()
+        completed = subprocess.run([sys.executable, "-c", _WRAPPER, str(report_path), *command],
+                                   cwd=cwd, env=env, capture_output=True, text=True,
+                                   check=False)
+        wall = time.perf_counter() - start
+        if completed.returncode != 0 or not report_path.is_file():
+            raise RuntimeError(f"memory wrapper failed (exit {completed.returncode}): "
+                               f"{completed.stderr.strip()[-2000:]}")
+        report = json.loads(report_path.read_text(encoding="utf-8"))
     peak = int(report["ru_maxrss_kib"]) * 1024  # Linux reports KiB
-    tail = "\n".join(lines[:-1][-5:] + completed.stderr.strip().splitlines()[-3:])
+    tail = "\n".join(completed.stdout.strip().splitlines()[-5:]
+                     + completed.stderr.strip().splitlines()[-3:])
     return {"peak_rss_bytes": peak, "peak_rss_gb": peak / 1e9,
             "returncode": int(report["returncode"]), "wall_s": wall, "output_tail": tail}
 
