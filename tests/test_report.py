@@ -57,3 +57,23 @@ def test_missing_artefact_is_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "claims.json").unlink()
     with pytest.raises(ValueError, match=r"cannot render a report without claims\.json"):
         render_report(tmp_path)
+
+
+def test_gallery_is_embedded_and_its_hashes_checked(tmp_path: Path) -> None:
+    import hashlib
+
+    from faceattr.io import atomic_write_bytes
+
+    _artefacts(tmp_path, "saliency")
+    png = b"\x89PNG\r\n\x1a\n fake"
+    atomic_write_bytes(tmp_path / "gallery" / "p__saliency.png", png)
+    write_json(tmp_path / "gallery.json", {"entries": [
+        {"method": "saliency", "pair_id": "p", "file": "gallery/p__saliency.png",
+         "sha256": hashlib.sha256(png).hexdigest()},
+        {"method": "lrp", "error": "UnsupportedModelError: <b>no rule</b>"}]})
+    html = render_report(tmp_path).read_text()
+    assert 'id="gallery"' in html
+    assert "UnsupportedModelError: &lt;b&gt;no rule&lt;/b&gt;" in html
+    atomic_write_bytes(tmp_path / "gallery" / "p__saliency.png", png + b"tampered")
+    with pytest.raises(ValueError, match=r"hash differs from gallery\.json"):
+        render_report(tmp_path)

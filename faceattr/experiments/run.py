@@ -315,8 +315,10 @@ def finalize_run(folder: RunFolder, protocol: Protocol, manifest: dict[str, obje
 
 
 def randomisation_stage(folder: RunFolder, protocol: Protocol) -> None:
-    """Adebayo et al.'s randomisation test of every method, written to ``randomisation.json``
-    (skipped when the protocol declares no ``[randomisation]`` or the file exists)."""
+    """Adebayo et al.'s randomisation test of every method, written to ``randomisation.json``,
+    the completeness trend and the attribution gallery of the first two pairs (skipped when
+    the protocol declares no ``[randomisation]`` or the file exists)."""
+    from faceattr.experiments.gallery import write_gallery
     from faceattr.randomisation.stage import run_randomisation, write_randomisation
 
     spec = protocol.randomisation
@@ -339,6 +341,11 @@ def randomisation_stage(folder: RunFolder, protocol: Protocol) -> None:
                                seed=protocol.seed, n_pairs=min(spec.n_pairs, len(pairs)),
                                topk_frac=spec.topk_frac)
     write_randomisation(folder.root, result)
+    gallery_rows = list(range(min(2, len(pairs))))
+    ranked = {m.id: m.relevance == "abs" for m in protocol.methods}
+    methods = build_methods(protocol)
+    write_gallery(folder.root, [(m, ranked[m.method_id]) for m in methods],
+                  _take(batch, gallery_rows), falsification_settings(protocol))
     if spec.completeness_n_steps:
         from faceattr.experiments.completeness_trend import completeness_trend
 

@@ -201,10 +201,20 @@ def render_report(run_dir: Path) -> Path:
     randomisation_path = run_dir / "randomisation.json"
     randomisation = read_json(randomisation_path) if randomisation_path.exists() else None
     artefacts = [(name, _sha256(run_dir / name)) for name in ARTEFACTS]
+    gallery = []
+    if (run_dir / "gallery.json").exists():
+        for entry in read_json(run_dir / "gallery.json")["entries"]:
+            if "file" in entry:
+                data = (run_dir / entry["file"]).read_bytes()
+                if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                    raise ValueError(f"{run_dir / entry['file']}: hash differs from gallery.json")
+                gallery.append(entry | {"png": base64.b64encode(data).decode("ascii")})
+            else:
+                gallery.append(entry | {"png": None})
     trend_path = run_dir / "completeness_trend.json"
     trend = read_json(trend_path) if trend_path.exists() else None
     for optional in ("randomisation.json", "determinism.json", "comparison.json",
-                     "completeness_trend.json"):
+                     "completeness_trend.json", "gallery.json"):
         if (run_dir / optional).exists():
             artefacts.append((optional, _sha256(run_dir / optional)))
     env = Environment(loader=PackageLoader("faceattr", "report/templates"),
@@ -218,7 +228,7 @@ def render_report(run_dir: Path) -> Path:
         k_sufficiency_png=_k_sufficiency_png(records, method_ids),
         map_statistics=_map_statistics(records, method_ids),
         randomisation_png=None if randomisation is None else _randomisation_png(randomisation),
-        completeness_trend=trend,
+        completeness_trend=trend, gallery=gallery,
         comparison_text=(run_dir / "comparison.txt").read_text(encoding="utf-8")
         if (run_dir / "comparison.txt").exists() else None,
         provenance=read_json(run_dir / "provenance.json"), artefacts=artefacts)
