@@ -194,3 +194,41 @@ def test_baseline_comparison_stage(tmp_path: Path) -> None:
     changed = same.replace('fill = "mean"', 'fill = "zero"').replace("seed = 5", "seed = 9")
     moved = json.loads((_run(tmp_path, "moved", changed) / "comparison.json").read_text())
     assert moved["exit_code"] != 0
+
+
+FULL_CLAIMS = """
+[[claims]]
+kind = "model_gate"
+min_auc = 0.5
+
+[[claims]]
+kind = "all_trivial"
+method = "constant"
+
+[[claims]]
+kind = "distinct_maps"
+"""
+
+
+def test_the_report_of_a_real_run_has_every_claim_and_figure(tmp_path: Path) -> None:
+    text = small_protocol(n_pairs=6, methods=("saliency", "oracle", "constant"),
+                          claims=FULL_CLAIMS).replace(
+        "[execution]", "[randomisation]\nn_pairs = 2\ncompleteness_n_steps = [2, 4]\n\n"
+                       "[execution]")
+    path = tmp_path / "full.toml"
+    path.write_text(text, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(REPO / "validation"), "-p", "no:cacheprovider",
+         "-q", "--protocol", str(path), "--reports-dir", str(tmp_path / "reports")],
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = (tmp_path / "reports").iterdir()
+    html = (run_dir / "report.html").read_text()
+    import html as markup
+
+    for claim_id in ("gate:auc>=0.5", "control:constant:all_trivial", "guard:distinct_maps"):
+        assert f'data-claim-id="{markup.escape(claim_id)}"' in html
+    for figure in ("forest", "distributions", "k-sufficiency", "map-histograms", "roc",
+                   "randomisation", "gallery", "ledger", "provenance", "artefacts"):
+        assert f'id="{figure}"' in html, figure
+    assert "GATE PASSED" in html
