@@ -93,6 +93,8 @@ class ClaimResult:
         Significance level of the interval.
     detail : str
         A one-line explanation of the verdict.
+    p_value, p_corrected : float or None
+        For claims decided by a test: its raw p-value and the family-corrected one.
     """
 
     claim_id: str
@@ -110,8 +112,14 @@ class ClaimResult:
     interval_method: str | None
     alpha: float
     detail: str
+    p_value: float | None = None
+    p_corrected: float | None = None
 
     def __post_init__(self) -> None:
+        for name in ("p_value", "p_corrected"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ValueError(f"claim {self.claim_id}: {name} must be in [0, 1]")
         for name in ("observed", "threshold", "alpha"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"claim {self.claim_id}: {name} must be finite")

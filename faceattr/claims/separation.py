@@ -80,4 +80,5 @@ def check_fr_separation(claim_id: str, params: SeparationParams,
         comparison="<=", threshold=0.0, n=diff.n_a, interval_low=diff.low,
         interval_high=diff.high, interval_method=diff.method, alpha=params.alpha,
         detail=f"FR {diff.rate_a:.4f} vs {diff.rate_b:.4f}; McNemar p = {raw:.4g}, Holm "
-               f"p = {corrected:.4g}; Cohen's h = {diff.cohens_h:.3f}")
+               f"p = {corrected:.4g}; Cohen's h = {diff.cohens_h:.3f}",
+        p_value=raw, p_corrected=corrected)
