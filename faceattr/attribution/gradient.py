@@ -97,6 +97,9 @@ class SmoothGrad(AttributionMethod):
                       multiplies_by_inputs=False, has_convergence_delta=False, stochastic=True,
                       is_control=False)
 
+    MAX_ROWS: int = 64
+    """Largest number of noisy images per forward/backward pass."""
+
     def __init__(self, method_id: str, n_samples: int = 8, noise_sd: float = 0.15) -> None:
         super().__init__(method_id)
         self.n_samples = n_samples
@@ -119,11 +122,19 @@ class SmoothGrad(AttributionMethod):
                         generator=torch_generator(batch.seed, pair_id, batch.model.name,
                                                   self.method_id, "noise"))
             for pair_id in batch.pair_ids])  # (N, n_samples, C, H, W)
+        # several noisy copies of every probe per forward/backward (at most MAX_ROWS rows): a
+        # chunk of 4 probes alone is too small a batch for the CPU kernels (issue #11 (c));
+        # the pass shape depends only on (N, n_samples), so maps stay reproducible
+        n_rows = probes.shape[0]
+        per_pass = max(1, min(self.n_samples, self.MAX_ROWS // max(n_rows, 1)))
         total = torch.zeros_like(probes)
-        for i in range(self.n_samples):
-            noisy = (probes + self.noise_sd * noise[:, i]).requires_grad_(True)
-            (grad,) = torch.autograd.grad(score(noisy).sum(), noisy)
-            total += grad.abs()
+        for start in range(0, self.n_samples, per_pass):
+            count = min(per_pass, self.n_samples - start)
+            noisy = (probes[:, None] + self.noise_sd * noise[:, start:start + count])
+            noisy = noisy.reshape(n_rows * count, *probes.shape[1:]).requires_grad_(True)
+            partner = batch.partner_embeddings.repeat_interleave(count, dim=0)
+            (grad,) = torch.autograd.grad(score(noisy, partner).sum(), noisy)
+            total += grad.abs().reshape(n_rows, count, *probes.shape[1:]).sum(dim=1)
         return aggregate_channels(total / self.n_samples, self.info.aggregation)
 
     def describe(self) -> dict[str, str | bool | float | int]:

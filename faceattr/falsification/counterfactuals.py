@@ -42,7 +42,8 @@ def _base_values(flat: NDArray[np.float32], image: NDArray[np.float32], fill: Fi
 def counterfactuals(image: NDArray[np.float32], region_idx: NDArray[np.intp], *,
                     fill: FillStrategy, perturbation_sigma: float,
                     rngs: Sequence[np.random.Generator],
-                    blur_sigma_px: float = 0.0) -> NDArray[np.float32]:
+                    blur_sigma_px: float = 0.0,
+                    out: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
     """Return one counterfactual per generator, (K, 3, H, W), values clipped to [0, 1].
 
     Parameters
@@ -59,12 +60,20 @@ def counterfactuals(image: NDArray[np.float32], region_idx: NDArray[np.intp], *,
         One generator per draw, keyed ``(seed, pair_id, model, method, region, k)``.
     blur_sigma_px : float
         Gaussian sigma of the ``blur`` fill, pixels.
+    out : ndarray (K, C, H, W) of float32 or None
+        C-contiguous array to write the counterfactuals into (returned); ``None`` allocates.
     """
     channels = image.shape[0]
     flat = image.reshape(channels, -1)
     base = _base_values(flat, image, fill, blur_sigma_px)
     region_base = base if base.shape[1] == 1 else base[:, region_idx]
-    out = np.repeat(flat[None], len(rngs), axis=0)
+    shape = (len(rngs), *image.shape)
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
+    rows = out.reshape(len(rngs), channels, -1)  # a view: out is C-contiguous
+    rows[:] = flat
     for k, rng in enumerate(rngs):
         values = region_base
         if fill == "noise":
@@ -72,5 +81,5 @@ def counterfactuals(image: NDArray[np.float32], region_idx: NDArray[np.intp], *,
         if perturbation_sigma > 0:
             values = values + rng.normal(0.0, perturbation_sigma,
                                          size=(channels, region_idx.size))
-        out[k][:, region_idx] = np.clip(values, 0.0, 1.0).astype(np.float32)
-    return out.reshape(len(rngs), *image.shape)
+        rows[k][:, region_idx] = np.clip(values, 0.0, 1.0)  # cast to float32 on assignment
+    return out
