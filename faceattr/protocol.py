@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 from faceattr.claims.base import ClaimSpec
 from faceattr.config import ProtocolError, TableReader
 from faceattr.data.sources import SourceSpec, parse_source
+from faceattr.falsification.engine import FalsificationSettings
 from faceattr.falsification.planning import hoeffding_k
 from faceattr.io import dumps_strict
 
@@ -61,21 +62,7 @@ class FalsificationSpec:
     so a protocol never carries a setting that silently does nothing.
     """
 
-    regions: Literal["quantile", "threshold"]
-    q_frac: float
-    theta_high: float
-    theta_low: float
-    area_ratio_bounds: tuple[float, float]
-    k_per_region: int
-    fill: Literal["zero", "mean", "blur", "noise"]
-    blur_sigma_px: float
-    perturbation_sigma: float
-    verdict: Literal["simple", "theorem"]
-    distance: Literal["geodesic", "score_drop"]
-    tau_high: float
-    tau_low: float
-    epsilon: float
-    test_alpha: float
+    settings: FalsificationSettings  # what the engine runs (forward_chunk from [execution])
     precision_eps_rad: float | None
     precision_delta: float | None
 
@@ -216,7 +203,8 @@ def _parse_regions(r: TableReader) -> tuple[str, float, float, float, tuple[floa
     return regions, 0.0, theta_high, theta_low, bounds
 
 
-def _parse_falsification(where: str, table: Mapping[str, Any]) -> FalsificationSpec:
+def _parse_falsification(where: str, table: Mapping[str, Any],
+                         forward_chunk: int) -> FalsificationSpec:
     r = TableReader(table, f"{where} [falsification]")
     regions, q_frac, theta_high, theta_low, bounds = _parse_regions(r)
     k = r.integer("k_per_region", minimum=2, maximum=100_000)
@@ -238,7 +226,7 @@ def _parse_falsification(where: str, table: Mapping[str, Any]) -> FalsificationS
         raise ProtocolError(f"{r.where}: k_per_region = {k} is below the declared precision; "
                             f"Hoeffding needs K >= {hoeffding_k(eps_rad=eps_rad, delta=delta)} "
                             f"for eps = {eps_rad:g} rad, delta = {delta:g}")
-    spec = FalsificationSpec(
+    settings = FalsificationSettings(
         regions=cast(Literal["quantile", "threshold"], regions), q_frac=q_frac,
         theta_high=theta_high, theta_low=theta_low, area_ratio_bounds=bounds,
         k_per_region=k, fill=cast(Literal["zero", "mean", "blur", "noise"], fill),
@@ -248,8 +236,10 @@ def _parse_falsification(where: str, table: Mapping[str, Any]) -> FalsificationS
                      r.text("verdict", allowed=["simple", "theorem"])),
         distance=cast(Literal["geodesic", "score_drop"], distance), tau_high=tau_high,
         tau_low=tau_low, epsilon=epsilon,
-        test_alpha=r.fraction("test_alpha", open_low=True, maximum=0.5),
-        precision_eps_rad=eps_rad or None, precision_delta=delta or None)
+        alpha=r.fraction("test_alpha", open_low=True, maximum=0.5),
+        forward_chunk=forward_chunk)
+    spec = FalsificationSpec(settings=settings, precision_eps_rad=eps_rad or None,
+                             precision_delta=delta or None)
     r.finish()
     return spec
 
@@ -269,11 +259,12 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
     data = parse_source(top.table("data"), f"{where} [data]")
     model = _parse_model(where, top.table("model"))
     methods = _parse_methods(where, top.tables("methods"))
-    falsification = _parse_falsification(where, top.table("falsification"))
     exe_r = TableReader(top.table("execution"), f"{where} [execution]")
     execution = ExecutionSpec(pairs_per_batch=exe_r.integer("pairs_per_batch", minimum=1),
                               forward_chunk=exe_r.integer("forward_chunk", minimum=1))
     exe_r.finish()
+    falsification = _parse_falsification(where, top.table("falsification"),
+                                         execution.forward_chunk)
     randomisation = None
     if "randomisation" in raw:
         rr = TableReader(top.table("randomisation"), f"{where} [randomisation]")

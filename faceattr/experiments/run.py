@@ -99,15 +99,8 @@ def build_model(protocol: Protocol) -> VerificationModel:
 
 
 def falsification_settings(protocol: Protocol) -> FalsificationSettings:
-    """The engine settings a protocol declares."""
-    fs = protocol.falsification
-    return FalsificationSettings(
-        regions=fs.regions, q_frac=fs.q_frac, theta_high=fs.theta_high,
-        theta_low=fs.theta_low, area_ratio_bounds=fs.area_ratio_bounds,
-        k_per_region=fs.k_per_region, fill=fs.fill, blur_sigma_px=fs.blur_sigma_px,
-        perturbation_sigma=fs.perturbation_sigma, verdict=fs.verdict, distance=fs.distance,
-        tau_high=fs.tau_high, tau_low=fs.tau_low, epsilon=fs.epsilon, alpha=fs.test_alpha,
-        forward_chunk=protocol.execution.forward_chunk)
+    """The engine settings a protocol declares (parsed once, with the protocol)."""
+    return protocol.falsification.settings
 
 
 def build_methods(protocol: Protocol) -> list[AttributionMethod]:
