@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 from faceattr.claims.base import ClaimSpec
 from faceattr.config import ProtocolError, TableReader
 from faceattr.data.sources import SourceSpec, parse_source
+from faceattr.falsification.counterfactuals import FILL_STRATEGIES, FillStrategy
 from faceattr.falsification.engine import FalsificationSettings
 from faceattr.falsification.planning import hoeffding_k
 from faceattr.io import dumps_strict
@@ -208,7 +209,7 @@ def _parse_falsification(where: str, table: Mapping[str, Any],
     r = TableReader(table, f"{where} [falsification]")
     regions, q_frac, theta_high, theta_low, bounds = _parse_regions(r)
     k = r.integer("k_per_region", minimum=2, maximum=100_000)
-    fill = r.text("fill", allowed=["zero", "mean", "blur", "noise"])
+    fill = r.text("fill", allowed=list(FILL_STRATEGIES))
     blur_sigma = r.number("blur_sigma_px", minimum=0.1, maximum=32.0) if fill == "blur" else 0.0
     distance = r.text("distance", allowed=["geodesic", "score_drop"])
     tau_high = r.number("tau_high", minimum=-2.0, maximum=math.pi)
@@ -229,7 +230,7 @@ def _parse_falsification(where: str, table: Mapping[str, Any],
     settings = FalsificationSettings(
         regions=cast(Literal["quantile", "threshold"], regions), q_frac=q_frac,
         theta_high=theta_high, theta_low=theta_low, area_ratio_bounds=bounds,
-        k_per_region=k, fill=cast(Literal["zero", "mean", "blur", "noise"], fill),
+        k_per_region=k, fill=cast(FillStrategy, fill),
         blur_sigma_px=blur_sigma,
         perturbation_sigma=r.number("perturbation_sigma", minimum=0.0, maximum=1.0),
         verdict=cast(Literal["simple", "theorem"],

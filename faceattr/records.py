@@ -73,6 +73,11 @@ class PairRecord:
         True when the area ratio leaves the protocol's declared bounds.
     map_sha256, map_range, map_entropy_norm, map_gini : str, float or None
         Digest and statistics of the method's map (None when no finite map was produced).
+    gt_roc_auc, gt_rank_accuracy, gt_mass_accuracy : float or None
+        Ground-truth quality of the ranked map where the data source knows the identity
+        regions (:mod:`faceattr.falsification.quality`): map-vs-mask ROC AUC, share of the
+        top-``|mask|`` pixels inside the mask, share of positive relevance inside the mask
+        (None without a mask, or without positive relevance for the mass share).
     attribution_sum : float or None
         ``sum(phi)`` of the map (completeness: compare with the target's change).
     convergence_delta : float or None
@@ -112,6 +117,9 @@ class PairRecord:
     map_range: float | None
     map_entropy_norm: float | None
     map_gini: float | None
+    gt_roc_auc: float | None
+    gt_rank_accuracy: float | None
+    gt_mass_accuracy: float | None
     attribution_sum: float | None
     convergence_delta: float | None
     target_grad_norm: float | None
@@ -159,6 +167,14 @@ class PairRecord:
             _check_range("map_range", self.map_range, 0.0, math.inf)
             _check_range("map_entropy_norm", float(self.map_entropy_norm or 0.0), 0.0, 1.0)
             _check_range("map_gini", float(self.map_gini or 0.0), 0.0, 1.0)
+        for name in ("gt_roc_auc", "gt_rank_accuracy", "gt_mass_accuracy"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_range(name, value, 0.0, 1.0)
+        if (self.gt_roc_auc is None) != (self.gt_rank_accuracy is None):
+            raise ValueError("gt_roc_auc and gt_rank_accuracy are both present or both absent")
+        if self.gt_roc_auc is not None and self.map_sha256 is None:
+            raise ValueError("ground-truth quality needs the map's statistics")
         if self.status == "valid" and self.map_sha256 is None:
             raise ValueError("a valid record carries its map statistics")
 

@@ -74,3 +74,33 @@ def test_unknown_fill_and_blur_without_sigma_are_refused() -> None:
     with pytest.raises(ValueError, match="blur fill needs blur_sigma_px > 0"):
         counterfactuals(_image(), REGION, fill="blur", perturbation_sigma=0.0,
                         rngs=[numpy_generator(0, "x")])
+
+
+def _ramp(height: int = 12, width: int = 12) -> np.ndarray:
+    ys, xs = np.mgrid[0:height, 0:width]
+    return np.stack([0.02 * xs + 0.03 * ys + 0.1, 0.5 - 0.01 * xs + 0.02 * ys,
+                     0.04 * ys + 0.05]).astype(np.float32)
+
+
+def test_nli_fill_continues_a_linear_image_exactly() -> None:
+    """A linear image is harmonic under ROAD's symmetric neighbour weights: an interior hole is
+    filled with the values it had (and the old values never enter the solve)."""
+    image = _ramp()
+    hole = np.array([y * 12 + x for y in range(3, 8) for x in range(4, 9)])  # 5x5 block
+    damaged = image.copy().reshape(3, -1)
+    damaged[:, hole] = 0.9  # the fill must not read the removed values
+    out = counterfactuals(damaged.reshape(image.shape), hole, fill="nli", perturbation_sigma=0.0,
+                          rngs=[numpy_generator(0, "k", 0)])
+    np.testing.assert_allclose(out[0].reshape(3, -1)[:, hole], image.reshape(3, -1)[:, hole],
+                               atol=1e-5)
+
+
+def test_nli_fill_of_a_border_region_stays_within_its_neighbours_range() -> None:
+    image = _image()
+    region = np.array([0, 1, 8, 9, 63])  # corner blocks: fewer neighbours
+    out = counterfactuals(image, region, fill="nli", perturbation_sigma=0.0,
+                          rngs=[numpy_generator(0, "k", 0)])
+    filled = out[0].reshape(3, -1)[:, region]
+    assert filled.min() >= image.min() - 1e-6
+    assert filled.max() <= image.max() + 1e-6
+    assert not np.allclose(filled, image.reshape(3, -1)[:, region])

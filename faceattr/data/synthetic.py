@@ -14,13 +14,44 @@ and it covers about 10 % of the image (``10 % * scale**2``, i.e. 8-12 %).
 
 All randomness comes from explicit generators; :func:`synthetic_face` keys them by
 ``(world_seed, "synthetic", ...)`` through :mod:`faceattr.rng`.
+
+Difficulty levels
+-----------------
+Every rendering function takes ``difficulty`` (an int in ``DIFFICULTY_LEVELS = (0, 1, 2)``).
+Level 0 is the world described above, bit for bit. Levels 1 and 2 draw extra nuisance values
+*after* all of level 0's draws, always the same number in the same order (levels 1 and 2 share
+them; the level only scales them), so a level-0 image and a level-1/2 image of the same view
+share the level-0 nuisance. Numbers are (level 1 / level 2):
+
+* **stronger nuisance**: extra shift up to +-1 / +-2 px on each axis (face, features and mask
+  move together), extra pixel-noise sigma in [0, 0.03] / [0, 0.06] on top of [0.01, 0.05],
+  extra lighting-gradient strength in [0, 0.15] / [0, 0.30] on top of [0, 0.35], a per-channel
+  colour cast (white balance) of up to +-6 % / +-12 %;
+* **intra-identity variation** (expression, gaze, make-up; drawn per image, independently of the
+  identity): iris offset jitter up to +-0.10 / +-0.20 of the eye's ``radius_x``, mouth-curve
+  jitter up to +-0.75 / +-1.5 px, eye-tilt jitter up to +-0.04 / +-0.08 rad, and feature-colour
+  jitter up to +-0.05 / +-0.10 per channel;
+* **subtler identity features**: every feature and iris colour is blended toward the image's skin
+  colour by 30 % / 50 %, and stripe amplitudes are scaled by 0.75 / 0.55;
+* **distractors outside the identity regions**, all painted *before* the features (so features
+  cover them and the mask stays exactly the identity-dependent pixels): a textured hair cap with
+  a wavy fringe at the top of the face oval (present with probability 0.6 / 0.85; hairline at
+  v in [-25, -19] / [-23, -15] px, eyes sit at v in [-10, -7]); glasses-frame-like rings around the
+  nominal eye positions with a bridge and a tinted lens (probability 0.3 / 0.5); earring-like
+  discs at the side of the oval (probability 0.3 / 0.5); three mole-like dark blobs on forehead,
+  cheeks or chin (each with probability 0.3 / 0.6); and up to one / two random-colour rotated
+  rectangular occluders anywhere in the image (probabilities 0.4 / 0.8 and 0.5, half sides 4-10 /
+  5-14 px) that hide skin, hair and background but never the features.
+
+At every level the two invariants above hold (nuisance never depends on the identity, identities
+differ only inside the union of their masks), and the mask coverage is unchanged (8-12 %).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -29,11 +60,13 @@ from numpy.typing import NDArray
 from faceattr.rng import numpy_generator
 
 __all__ = [
+    "DIFFICULTY_LEVELS",
     "IDENTITY_MASK_FRACTION",
     "IMAGE_SIZE_PX",
     "FeatureParams",
     "IdentityParams",
     "SyntheticFace",
+    "check_difficulty",
     "identity_params",
     "render_face",
     "synthetic_batch",
@@ -45,6 +78,9 @@ IMAGE_SIZE_PX: int = 64
 
 IDENTITY_MASK_FRACTION: float = 0.10
 """Target share of the image covered by the identity mask at scale 1 (q = 0.10)."""
+
+DIFFICULTY_LEVELS: tuple[int, ...] = (0, 1, 2)
+"""Declared difficulty levels of the world (0: the original world; see the module docstring)."""
 
 Colour = tuple[float, float, float]
 FloatImage = NDArray[np.float64]

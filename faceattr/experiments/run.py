@@ -266,12 +266,13 @@ def _process(folder: RunFolder, protocol: Protocol, model: VerificationModel,
     for start in tqdm(range(0, len(todo), step), desc=protocol.name, unit="batch",
                       disable=not progress):
         chunk = todo[start:start + step]
+        masks = [images[p.image_a].identity_mask for p in chunk]
+        stacked = None if any(m is None for m in masks) else np.stack(masks)  # type: ignore[arg-type]
         inputs = PairInputs(
             pairs=chunk, probes=np.stack([images[p.image_a].image for p in chunk]),
             probe_embeddings=np.stack([embeddings[p.image_a] for p in chunk]),
-            partner_embeddings=np.stack([embeddings[p.image_b] for p in chunk]))
-        masks = [images[p.image_a].identity_mask for p in chunk]
-        stacked = None if any(m is None for m in masks) else np.stack(masks)  # type: ignore[arg-type]
+            partner_embeddings=np.stack([embeddings[p.image_b] for p in chunk]),
+            identity_masks=stacked)
         sanity = _target_sanity_fixed_chunks(model, inputs,
                                              protocol.model.target_grad_norm_min)
         by_method = [_method_records(m, model, inputs, stacked, protocol, settings, sanity)

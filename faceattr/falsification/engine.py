@@ -7,7 +7,7 @@ fixed-size chunks (PITFALLS.md #17); every draw comes from the stream
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from faceattr.data.pairs import Pair
 from faceattr.falsification.counterfactuals import FillStrategy, counterfactuals
 from faceattr.falsification.mapstats import MapStats, map_stats
+from faceattr.falsification.quality import MapQuality, map_quality
 from faceattr.falsification.regions import (
     NonFiniteMapError,
     Regions,
@@ -34,8 +35,12 @@ from faceattr.models.base import VerificationModel, embed_batched
 from faceattr.records import PairRecord
 from faceattr.rng import numpy_generator
 
-__all__ = ["FalsificationSettings", "PairInputs", "clean_scores", "failed_record",
-           "falsify_maps"]
+__all__ = ["FalsificationSettings", "PairInputs", "RegionTransform", "clean_scores",
+           "failed_record", "falsify_maps"]
+
+RegionTransform = Callable[[int, Regions], "Regions | TrivialMap"]
+"""``(row, regions) -> regions``: replaces a pair's regions before the counterfactuals are
+drawn (the artefact controls move ``S_high``); a :class:`TrivialMap` marks the pair trivial."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +93,26 @@ class FalsificationSettings:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class PairInputs:
-    """A batch of pairs with their clean images and embeddings (computed once per image)."""
+    """A batch of pairs with their clean images and embeddings (computed once per image), and
+    the probes' ground-truth identity masks where the data source knows them."""
 
     pairs: Sequence[Pair]
     probes: NDArray[np.float32]  # (N, 3, H, W)
     probe_embeddings: NDArray[np.float32]  # (N, D)
     partner_embeddings: NDArray[np.float32]  # (N, D)
+    identity_masks: NDArray[np.bool_] | None = None  # (N, H, W)
+
+    def quality(self, row: int, relevance: NDArray[np.float64]) -> MapQuality | None:
+        """Ground-truth quality of a finite map of pair ``row`` (None without a mask)."""
+        if self.identity_masks is None:
+            return None
+        return map_quality(relevance, self.identity_masks[row])
 
 
 def failed_record(pair: Pair, model: str, method: str, status: str, reason: str,
                   score_clean: float | None, verdict_rule: str,
-                  stats: MapStats | None = None) -> PairRecord:
+                  stats: MapStats | None = None,
+                  quality: MapQuality | None = None) -> PairRecord:
     """A trivial or error record: counted as falsified (intention-to-treat)."""
     return PairRecord(
         pair_id=pair.pair_id, model=model, method=method, is_genuine=pair.is_genuine,
@@ -110,6 +124,9 @@ def failed_record(pair: Pair, model: str, method: str, status: str, reason: str,
         map_range=None if stats is None else stats.range,
         map_entropy_norm=None if stats is None else stats.entropy_norm,
         map_gini=None if stats is None else stats.gini,
+        gt_roc_auc=None if quality is None else quality.roc_auc,
+        gt_rank_accuracy=None if quality is None else quality.rank_accuracy,
+        gt_mass_accuracy=None if quality is None else quality.mass_accuracy,
         attribution_sum=None, convergence_delta=None, target_grad_norm=None,
         drift_high_rad=(), drift_low_rad=(), score_drop_high=(), score_drop_low=(),
         d_high_rad=None, d_low_rad=None, sd_high_rad=None, sd_low_rad=None, margin_rad=None,
@@ -134,7 +151,8 @@ def _region_streams(seed: int, pair_id: str, model: str, method: str, region: st
 
 
 def falsify_maps(model: VerificationModel, inputs: PairInputs, maps: NDArray[np.float64], *,
-                 method_id: str, seed: int, settings: FalsificationSettings) -> list[PairRecord]:
+                 method_id: str, seed: int, settings: FalsificationSettings,
+                 transform: RegionTransform | None = None) -> list[PairRecord]:
     """Run the falsification test for one method on a batch of pairs.
 
     Parameters
@@ -145,6 +163,8 @@ def falsify_maps(model: VerificationModel, inputs: PairInputs, maps: NDArray[np.
         The method's relevance maps, one per pair.
     method_id, seed, settings
         Stream keys and test settings.
+    transform : callable or None
+        Replaces each pair's regions before the draws (artefact controls); None keeps them.
 
     Returns
     -------
@@ -153,7 +173,7 @@ def falsify_maps(model: VerificationModel, inputs: PairInputs, maps: NDArray[np.
     """
     scores = clean_scores(inputs)
     k = settings.k_per_region
-    plans: list[tuple[Regions, MapStats] | PairRecord] = []
+    plans: list[tuple[Regions, MapStats, MapQuality | None] | PairRecord] = []
     valid: list[tuple[int, Regions]] = []
     for i, pair in enumerate(inputs.pairs):
         score = float(scores[i])
@@ -163,12 +183,14 @@ def falsify_maps(model: VerificationModel, inputs: PairInputs, maps: NDArray[np.
             plans.append(failed_record(pair, model.name, method_id, "error:NonFiniteMap",
                                        str(exc), score, settings.verdict))
             continue
-        stats = map_stats(maps[i])
+        stats, quality = map_stats(maps[i]), inputs.quality(i, maps[i])
+        if isinstance(split, Regions) and transform is not None:
+            split = transform(i, split)
         if not isinstance(split, Regions):
             plans.append(failed_record(pair, model.name, method_id, "trivial", split.reason,
-                                       score, settings.verdict, stats))
+                                       score, settings.verdict, stats, quality))
             continue
-        plans.append((split, stats))
+        plans.append((split, stats, quality))
         valid.append((i, split))
     # all 2K counterfactuals of all pairs written straight into one batch: no per-region
     # blocks and no concatenated copy (half the peak memory of the batch's images)
@@ -190,7 +212,7 @@ def falsify_maps(model: VerificationModel, inputs: PairInputs, maps: NDArray[np.
 
 
 def _assemble(model: str, method_id: str, inputs: PairInputs,
-              plans: list[tuple[Regions, MapStats] | PairRecord],
+              plans: list[tuple[Regions, MapStats, MapQuality | None] | PairRecord],
               cf_embeddings: NDArray[np.float32], scores: NDArray[np.float64],
               settings: FalsificationSettings) -> list[PairRecord]:
     k = settings.k_per_region
@@ -200,7 +222,7 @@ def _assemble(model: str, method_id: str, inputs: PairInputs,
         if isinstance(plan, PairRecord):
             records.append(plan)
             continue
-        regions, stats = plan
+        regions, stats, quality = plan
         block = cf_embeddings[offset:offset + 2 * k].astype(np.float64)
         offset += 2 * k
         clean = inputs.probe_embeddings[i].astype(np.float64)
@@ -227,6 +249,9 @@ def _assemble(model: str, method_id: str, inputs: PairInputs,
             area_ratio=area_ratio, attribution_sum=None, convergence_delta=None,
             target_grad_norm=None, map_sha256=stats.sha256, map_range=stats.range,
             map_entropy_norm=stats.entropy_norm, map_gini=stats.gini,
+            gt_roc_auc=None if quality is None else quality.roc_auc,
+            gt_rank_accuracy=None if quality is None else quality.rank_accuracy,
+            gt_mass_accuracy=None if quality is None else quality.mass_accuracy,
             area_confound=not low_bound <= area_ratio <= high_bound,
             drift_high_rad=tuple(float(v) for v in drifts[:k]),
             drift_low_rad=tuple(float(v) for v in drifts[k:]),
