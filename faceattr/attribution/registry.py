@@ -8,7 +8,13 @@ from typing import Any
 
 from faceattr.attribution.base import AttributionMethod
 from faceattr.attribution.cam import GradCAM, LayerCAM
-from faceattr.attribution.controls import ConstantMap, InvertedMap, OracleMap, RandomMap
+from faceattr.attribution.controls import (
+    ConstantMap,
+    InvertedMap,
+    NoisyOracleMap,
+    OracleMap,
+    RandomMap,
+)
 from faceattr.attribution.gradient import GradientXInput, Saliency, SmoothGrad
 from faceattr.attribution.integrated import GeodesicIntegratedGradients, IntegratedGradients
 from faceattr.attribution.perturbation import LIME, KernelSHAP, Occlusion
@@ -21,7 +27,7 @@ METHODS: Mapping[str, type[AttributionMethod]] = MappingProxyType({
     cls.info.name: cls for cls in (
         Saliency, GradientXInput, SmoothGrad, IntegratedGradients, GeodesicIntegratedGradients,
         GradCAM, LayerCAM, DeepLift, LRP, Occlusion, KernelSHAP, LIME,
-        OracleMap, InvertedMap, RandomMap, ConstantMap)
+        OracleMap, NoisyOracleMap, InvertedMap, RandomMap, ConstantMap)
 })
 
 

@@ -18,6 +18,7 @@ from faceattr.claims import (
     regression,
     separation,
     sufficiency,
+    validity,
 )
 from faceattr.claims.base import ClaimResult, ClaimSpec, RunArtefacts
 from faceattr.config import ProtocolError, TableReader
@@ -104,6 +105,11 @@ CLAIM_KINDS: Mapping[str, ClaimKind] = MappingProxyType({
         check=randomisation.check_randomisation,
         default_id=lambda p: (f"randomisation:{p.method}:{p.order}:{p.metric}"
                               f"<={p.max_similarity:g}")),
+    "truth_tracking": ClaimKind(
+        family="validity", read=validity.read_truth_tracking,
+        check=validity.check_truth_tracking,
+        default_id=lambda p: (f"validity:{p.outcome}~{p.quality}:{len(p.methods)}_maps"
+                              f">={p.min_spearman:g}")),
 })
 
 

@@ -47,6 +47,11 @@ class MethodSummary:
     is the valid-only sensitivity figure, ``None`` with a reason when no pair is valid.
     ``fr_itt_simple`` and ``fr_itt_theorem`` give both verdicts' ITT rates;
     ``n_area_confound`` counts valid pairs whose region areas left the declared bounds.
+    Genuine and impostor pairs are also reported apart (``fr_itt_genuine``/``_impostor``,
+    None for an empty stratum): for an impostor pair the explained score is low and masking
+    its identity regions tends to *raise* it, so its score drops mean something else (the
+    geodesic drift of the probe does not depend on the partner). ``mean_gt_*`` are the mean
+    ground-truth quality measures of the ranked maps where the data source has masks.
     """
 
     model: str
@@ -64,6 +69,12 @@ class MethodSummary:
     mean_margin_rad: float | None
     mean_d_high_rad: float | None
     mean_d_low_rad: float | None
+    fr_itt_genuine: ProportionInterval | None
+    fr_itt_impostor: ProportionInterval | None
+    mean_margin_genuine_rad: float | None
+    mean_margin_impostor_rad: float | None
+    mean_gt_roc_auc: float | None
+    mean_gt_rank_accuracy: float | None
 
     def __post_init__(self) -> None:
         if self.n_valid + self.n_trivial + self.n_error != self.n_pairs:
@@ -84,7 +95,13 @@ class MethodSummary:
                 "fr_itt_theorem": self.fr_itt_theorem.to_json(),
                 "n_area_confound": self.n_area_confound,
                 "mean_margin_rad": self.mean_margin_rad, "mean_d_high_rad": self.mean_d_high_rad,
-                "mean_d_low_rad": self.mean_d_low_rad}
+                "mean_d_low_rad": self.mean_d_low_rad,
+                "fr_itt_genuine": _interval_json(self.fr_itt_genuine),
+                "fr_itt_impostor": _interval_json(self.fr_itt_impostor),
+                "mean_margin_genuine_rad": self.mean_margin_genuine_rad,
+                "mean_margin_impostor_rad": self.mean_margin_impostor_rad,
+                "mean_gt_roc_auc": self.mean_gt_roc_auc,
+                "mean_gt_rank_accuracy": self.mean_gt_rank_accuracy}
 
     @classmethod
     def from_json(cls, row: Mapping[str, Any]) -> MethodSummary:
@@ -99,7 +116,21 @@ class MethodSummary:
                    fr_itt_theorem=ProportionInterval(**row["fr_itt_theorem"]),
                    n_area_confound=row["n_area_confound"],
                    mean_margin_rad=row["mean_margin_rad"],
-                   mean_d_high_rad=row["mean_d_high_rad"], mean_d_low_rad=row["mean_d_low_rad"])
+                   mean_d_high_rad=row["mean_d_high_rad"], mean_d_low_rad=row["mean_d_low_rad"],
+                   fr_itt_genuine=_interval_from(row["fr_itt_genuine"]),
+                   fr_itt_impostor=_interval_from(row["fr_itt_impostor"]),
+                   mean_margin_genuine_rad=row["mean_margin_genuine_rad"],
+                   mean_margin_impostor_rad=row["mean_margin_impostor_rad"],
+                   mean_gt_roc_auc=row["mean_gt_roc_auc"],
+                   mean_gt_rank_accuracy=row["mean_gt_rank_accuracy"])
+
+
+def _interval_json(interval: ProportionInterval | None) -> dict[str, Any] | None:
+    return None if interval is None else interval.to_json()
+
+
+def _interval_from(row: Mapping[str, Any] | None) -> ProportionInterval | None:
+    return None if row is None else ProportionInterval(**row)
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -135,7 +166,22 @@ def summarise_method(records: Sequence[PairRecord], *, alpha: float,
         n_area_confound=sum(bool(r.area_confound) for r in valid),
         mean_margin_rad=_mean([r.margin_rad for r in valid]),
         mean_d_high_rad=_mean([r.d_high_rad for r in valid]),
-        mean_d_low_rad=_mean([r.d_low_rad for r in valid]))
+        mean_d_low_rad=_mean([r.d_low_rad for r in valid]),
+        fr_itt_genuine=_stratum_fr(records, True, alpha, kind),
+        fr_itt_impostor=_stratum_fr(records, False, alpha, kind),
+        mean_margin_genuine_rad=_mean([r.margin_rad for r in valid if r.is_genuine]),
+        mean_margin_impostor_rad=_mean([r.margin_rad for r in valid if not r.is_genuine]),
+        mean_gt_roc_auc=_mean([r.gt_roc_auc for r in records]),
+        mean_gt_rank_accuracy=_mean([r.gt_rank_accuracy for r in records]))
+
+
+def _stratum_fr(records: Sequence[PairRecord], genuine: bool, alpha: float,
+                kind: ProportionMethod) -> ProportionInterval | None:
+    stratum = [r for r in records if r.is_genuine == genuine]
+    if not stratum:
+        return None
+    return proportion_interval(sum(r.falsified for r in stratum), len(stratum), method=kind,
+                               alpha=alpha)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ METHOD_PARAMS: dict[str, dict[str, Any]] = {
     "kernel_shap": {"n_samples": 40, "cell_px": 8},
     "lime": {"n_samples": 40, "cell_px": 8},
     "oracle": {},
+    "noisy_oracle": {"noise_weight": 0.5},
     "inverted": {"of": "saliency"},
     "random": {},
     "constant": {},

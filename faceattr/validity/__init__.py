@@ -1,0 +1,1 @@
+"""Discriminative validity of the falsification test on worlds with known ground truth."""
