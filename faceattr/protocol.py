@@ -96,6 +96,19 @@ class DeterminismSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ArtefactsSpec:
+    """``[artefacts]`` (optional): the shape and blur controls of
+    :mod:`faceattr.validity.artefacts` for ``methods`` under every fill in ``fills``, on
+    ``n_pairs`` pairs spread over the run."""
+
+    n_pairs: int
+    fills: tuple[str, ...]
+    methods: tuple[str, ...]
+    max_overlap_frac: float
+    blur_sigma_px: float
+
+
+@dataclass(frozen=True, slots=True)
 class BaselineSpec:
     """``[baseline]`` (optional): a run folder or legacy results file to compare against
     (``faceattr compare``), with the equivalence margin (a fraction) and alpha."""
@@ -122,6 +135,7 @@ class Protocol:
     randomisation: RandomisationSpec | None
     determinism: DeterminismSpec | None
     baseline: BaselineSpec | None
+    artefacts: ArtefactsSpec | None
     claims: tuple[ClaimSpec, ...]
     raw: str  # the validated document as JSON (for re-runs in fresh processes)
     source_path: str
@@ -245,6 +259,21 @@ def _parse_falsification(where: str, table: Mapping[str, Any],
     return spec
 
 
+def _parse_artefacts(where: str, top: TableReader, method_ids: set[str]) -> ArtefactsSpec:
+    r = TableReader(top.table("artefacts"), f"{where} [artefacts]")
+    fills = r.texts("fills", default=list(FILL_STRATEGIES), allowed=list(FILL_STRATEGIES))
+    methods = r.texts("methods", default=[], allowed=sorted(method_ids))
+    spec = ArtefactsSpec(
+        n_pairs=r.integer("n_pairs", minimum=2, maximum=100_000),
+        fills=tuple(dict.fromkeys(fills)), methods=tuple(sorted(set(methods))),
+        max_overlap_frac=r.fraction("max_overlap_frac", default=0.25),
+        blur_sigma_px=r.number("blur_sigma_px", default=2.0, minimum=0.1, maximum=32.0))
+    r.finish()
+    if not spec.methods or not spec.fills:
+        raise ProtocolError(f"{r.where}: declare at least one method and one fill")
+    return spec
+
+
 def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
     """Validate a parsed TOML document and return the protocol."""
     where = Path(source_path).name
@@ -288,6 +317,8 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
                                 alpha=br.fraction("alpha", default=0.05, open_low=True,
                                                   maximum=0.5))
         br.finish()
+    artefacts = _parse_artefacts(where, top, {m.id for m in methods}) \
+        if "artefacts" in raw else None
     claims = _parse_claims(where, top.tables("claims"), {m.id for m in methods})
     top.finish()
     science = {k: v for k, v in raw.items() if k != "execution"}
@@ -297,7 +328,7 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
                     interval_method=interval, data=data, model=model, methods=methods,
                     falsification=falsification, execution=execution,
                     randomisation=randomisation, determinism=determinism, baseline=baseline,
-                    claims=claims,
+                    artefacts=artefacts, claims=claims,
                     raw=dumps_strict(dict(raw)),
                     source_path=source_path, content=dumps_strict(science))
 

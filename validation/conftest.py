@@ -23,6 +23,7 @@ from faceattr.experiments.run import run_protocol
 from faceattr.experiments.summary import RunSummary
 from faceattr.io import read_json
 from faceattr.protocol import Protocol, load_protocol
+from faceattr.experiments.artefact_stage import load_artefacts
 from faceattr.randomisation.stage import load_randomisation
 from faceattr.report import render_report
 
@@ -119,6 +120,7 @@ def _artefacts(protocol: Protocol) -> RunArtefacts:
             summary=summary, records=load_records(folder), claims=protocol.claims,
             randomisation=load_randomisation(folder.root),
             determinism=load_determinism(folder.root),
+            artefacts=load_artefacts(folder.root),
             comparison=read_json(folder.root / "comparison.json")
             if (folder.root / "comparison.json").exists() else None)
     return state.artefacts[protocol.source_path]

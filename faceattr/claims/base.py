@@ -11,6 +11,7 @@ from faceattr.experiments.determinism import DeterminismResult
 from faceattr.experiments.summary import MethodSummary, RunSummary
 from faceattr.randomisation.stage import RandomisationResult
 from faceattr.records import PairRecord
+from faceattr.validity.artefacts import ArtefactResult
 
 __all__ = ["ClaimResult", "ClaimSpec", "Comparison", "RunArtefacts", "compare"]
 
@@ -39,6 +40,7 @@ class RunArtefacts:
     randomisation: RandomisationResult | None = None
     determinism: DeterminismResult | None = None
     comparison: Mapping[str, Any] | None = None  # comparison.json of the baseline stage
+    artefacts: ArtefactResult | None = None  # artefacts.json of the artefact-control stage
 
     def method(self, method_id: str) -> MethodSummary:
         """The summary of one method (unknown ids raise)."""

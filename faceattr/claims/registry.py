@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from faceattr.claims import (
+    artefacts,
     completeness,
     controls,
     determinism,
@@ -105,6 +106,15 @@ CLAIM_KINDS: Mapping[str, ClaimKind] = MappingProxyType({
         check=randomisation.check_randomisation,
         default_id=lambda p: (f"randomisation:{p.method}:{p.order}:{p.metric}"
                               f"<={p.max_similarity:g}")),
+    "shape_control": ClaimKind(
+        family="artefact", read=artefacts.read_shape_control,
+        check=artefacts.check_shape_control,
+        default_id=lambda p: (f"artefact:{p.method}:{p.verdict}:shape_explained"
+                              f"<={p.max_share:g}")),
+    "blur_control": ClaimKind(
+        family="artefact", read=artefacts.read_blur_control,
+        check=artefacts.check_blur_control,
+        default_id=lambda p: f"artefact:{p.method}:blurred_at_chance"),
     "truth_tracking": ClaimKind(
         family="validity", read=validity.read_truth_tracking,
         check=validity.check_truth_tracking,

@@ -348,6 +348,13 @@ def randomisation_stage(folder: RunFolder, protocol: Protocol) -> None:
                            n_steps_grid=spec.completeness_n_steps, where=protocol.source_path)
 
 
+def artefact_stage(folder: RunFolder, protocol: Protocol) -> None:
+    """The shape and blur artefact controls under every declared fill (``[artefacts]``)."""
+    from faceattr.experiments.artefact_stage import run_artefact_stage
+
+    run_artefact_stage(folder.root, protocol)
+
+
 def determinism_stage(folder: RunFolder, protocol: Protocol, threads: int) -> None:
     """Re-run the first pairs in fresh processes (``[determinism]``), once."""
     from faceattr.experiments.determinism import run_determinism_stage
@@ -413,6 +420,7 @@ def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
                                        model.weights_sha256})
     elif limit_pairs is None:
         randomisation_stage(folder, protocol)
+        artefact_stage(folder, protocol)
         determinism_stage(folder, protocol, threads)
         finalize_run(folder, protocol, manifest, load_records(folder),
                      weights_sha256=model.weights_sha256, threads=threads)

@@ -1,0 +1,118 @@
+"""The artefact-control stage (``[artefacts]``): shape and blur controls under every fill.
+
+Runs on ``n_pairs`` pairs spread evenly over the run (genuine and impostor alike), writes
+``artefacts.json`` (:class:`~faceattr.validity.artefacts.ArtefactResult`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from faceattr.attribution import AttributionBatch
+from faceattr.falsification import FalsificationSettings, PairInputs, Regions, falsify_maps
+from faceattr.falsification.counterfactuals import FillStrategy
+from faceattr.falsification.regions import TrivialMap
+from faceattr.io import read_json, write_json
+from faceattr.protocol import Protocol
+from faceattr.rng import numpy_generator
+from faceattr.validity.artefacts import ArtefactCell, ArtefactResult, artefact_cell, shape_shifted
+
+__all__ = ["ARTEFACTS_FILE", "load_artefacts", "run_artefact_stage", "spread_rows"]
+
+ARTEFACTS_FILE = "artefacts.json"
+
+
+def spread_rows(n_total: int, n_wanted: int) -> list[int]:
+    """``n_wanted`` row indices spread evenly over ``0 .. n_total - 1`` (first and last in)."""
+    if n_wanted >= n_total:
+        return list(range(n_total))
+    return sorted({int(v) for v in np.rint(np.linspace(0, n_total - 1, n_wanted))})
+
+
+def _fill_settings(settings: FalsificationSettings, fill: str,
+                   blur_sigma_px: float) -> FalsificationSettings:
+    sigma = blur_sigma_px if fill == "blur" else settings.blur_sigma_px
+    return replace(settings, fill=fill_strategy(fill), blur_sigma_px=sigma)
+
+
+def fill_strategy(fill: str) -> FillStrategy:
+    """Narrow a validated fill name to the engine's literal type."""
+    from faceattr.falsification.counterfactuals import FILL_STRATEGIES
+
+    for known in FILL_STRATEGIES:
+        if known == fill:
+            return known
+    raise ValueError(f"unknown fill {fill!r}")
+
+
+def run_artefact_stage(run_root: Path, protocol: Protocol) -> None:
+    """Run the declared artefact controls once (skipped when ``artefacts.json`` exists)."""
+    from faceattr.experiments.run import (
+        attribute_in_fixed_chunks,
+        build_methods,
+        build_model,
+        build_source,
+        falsification_settings,
+        ranked_maps,
+    )
+    from faceattr.models.base import embed_batched
+
+    spec = protocol.artefacts
+    if spec is None or (run_root / ARTEFACTS_FILE).exists():
+        return
+    source = build_source(protocol)
+    every = source.pairs()
+    pairs = [every[i] for i in spread_rows(len(every), spec.n_pairs)]
+    model = build_model(protocol)
+    probes = np.stack([source.load_image(p.image_a).image for p in pairs])
+    partners = torch.from_numpy(np.stack([source.load_image(p.image_b).image for p in pairs]))
+    masks = [source.load_image(p.image_a).identity_mask for p in pairs]
+    stacked = None if any(m is None for m in masks) else np.stack(masks)  # type: ignore[arg-type]
+    chunk = protocol.execution.forward_chunk
+    inputs = PairInputs(
+        pairs=pairs, probes=probes,
+        probe_embeddings=embed_batched(model, torch.from_numpy(probes), chunk_size=chunk).numpy(),
+        partner_embeddings=embed_batched(model, partners, chunk_size=chunk).numpy(),
+        identity_masks=stacked)
+    batch = AttributionBatch(model=model, probes=torch.from_numpy(probes),
+                             partner_embeddings=torch.from_numpy(inputs.partner_embeddings),
+                             pair_ids=tuple(p.pair_id for p in pairs), identity_masks=stacked,
+                             seed=protocol.seed)
+    settings = falsification_settings(protocol)
+    shape_hw = (probes.shape[-2], probes.shape[-1])
+    cells: list[ArtefactCell] = []
+    for method in build_methods(protocol):
+        if method.method_id not in spec.methods:
+            continue
+        maps: NDArray[np.float64] = ranked_maps(protocol, method.method_id,
+                                                attribute_in_fixed_chunks(method, batch).maps)
+
+        def move(row: int, regions: Regions, method_id: str = method.method_id
+                 ) -> Regions | TrivialMap:
+            rng = numpy_generator(protocol.seed, pairs[row].pair_id, model.name, method_id,
+                                  "shape_shift")
+            return shape_shifted(regions, shape_hw, rng, max_overlap_frac=spec.max_overlap_frac)
+
+        for fill in spec.fills:
+            fill_settings = _fill_settings(settings, fill, spec.blur_sigma_px)
+            tested = falsify_maps(model, inputs, maps, method_id=method.method_id,
+                                  seed=protocol.seed, settings=fill_settings)
+            control = falsify_maps(model, inputs, maps, method_id=f"{method.method_id}@shape",
+                                   seed=protocol.seed, settings=fill_settings, transform=move)
+            cells.append(artefact_cell(method.method_id, fill, tested, control,
+                                       alpha=protocol.alpha,
+                                       interval_method=protocol.interval_method))
+    result = ArtefactResult(n_pairs=len(pairs), max_overlap_frac=spec.max_overlap_frac,
+                            cells=tuple(cells))
+    write_json(run_root / ARTEFACTS_FILE, result.to_json())
+
+
+def load_artefacts(run_root: Path) -> ArtefactResult | None:
+    """The run's artefact controls, or None when the protocol declared none."""
+    path = run_root / ARTEFACTS_FILE
+    return ArtefactResult.from_json(read_json(path)) if path.exists() else None
