@@ -14,8 +14,8 @@ def valid_record(**changes: Any) -> PairRecord:
         status_reason=None, falsified=False, verdict_rule="simple", falsified_simple=False,
         falsified_theorem=False, p_high=0.001, p_low=0.002, score_clean=0.8, n_high_px=10,
         n_low_px=10, n_boundary_ties=0, area_ratio=1.0, area_confound=False,
-        map_sha256="0" * 64, map_range=2.0, map_entropy_norm=0.8, map_gini=0.4, gt_roc_auc=None, gt_rank_accuracy=None,
-        gt_mass_accuracy=None,
+        map_sha256="0" * 64, map_range=2.0, map_entropy_norm=0.8, map_gini=0.4,
+        gt_roc_auc=0.9, gt_rank_accuracy=0.6, gt_mass_accuracy=None,
         attribution_sum=3.0, convergence_delta=0.01, target_grad_norm=0.5,
         drift_high_rad=(1.0, 1.2), drift_low_rad=(0.1, 0.2),
         score_drop_high=(0.5, 0.6), score_drop_low=(0.01, 0.02), d_high_rad=1.1,
@@ -36,6 +36,9 @@ def test_round_trip() -> None:
     ("score_clean", 1.5, "score_clean=1.5 outside"),
     ("status", "ok", "not valid|trivial|error"),
     ("drift_low_rad", (0.1,), "K >= 2 draws per region"),
+    ("gt_roc_auc", 1.2, r"gt_roc_auc=1.2 outside"),
+    ("gt_mass_accuracy", 90.0, r"gt_mass_accuracy=90.0 outside"),
+    ("gt_rank_accuracy", None, "both present or both absent"),
 ])
 def test_out_of_range_values_are_refused(field: str, value: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):

@@ -33,10 +33,12 @@ class SourceSpec:
 
 
 def _synthetic(r: TableReader) -> dict[str, Any]:
+    # difficulty: the synthetic world's level (faceattr.data.synthetic.DIFFICULTY_LEVELS)
     return {"world_seed": r.integer("world_seed", minimum=0),
             "n_pairs": r.integer("n_pairs", minimum=2, maximum=1_000_000),
             "genuine_fraction": r.fraction("genuine_fraction"),
-            "first_identity": r.integer("first_identity", minimum=0)}
+            "first_identity": r.integer("first_identity", minimum=0),
+            "difficulty": r.integer("difficulty", default=0, minimum=0, maximum=2)}
 
 
 def _photos(r: TableReader, default_alignment: str, default_size: int) -> dict[str, Any]:
@@ -90,7 +92,8 @@ def build_source(spec: SourceSpec, *, seed: int) -> PairSource:
 
         return SyntheticPairSource(world_seed=p["world_seed"], n_pairs=p["n_pairs"],
                                    genuine_fraction=p["genuine_fraction"],
-                                   first_identity=p["first_identity"], sampling_seed=seed)
+                                   first_identity=p["first_identity"], sampling_seed=seed,
+                                   difficulty=p["difficulty"])
     if spec.source == "lfw":
         from faceattr.data.lfw import LfwPairSource
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from faceattr.data.pairs import LoadedImage, Pair, content_pair_id
-from faceattr.data.synthetic import synthetic_face
+from faceattr.data.synthetic import check_difficulty, synthetic_face
 from faceattr.rng import numpy_generator
 
 __all__ = ["SyntheticPairSource"]
@@ -40,6 +40,10 @@ class SyntheticPairSource:
         First identity id used; keep it above the training identities (held-out pairs).
     sampling_seed : int
         Seed of the pair sampler (stream ``(sampling_seed, "pairs", ...)``).
+    difficulty : int
+        Difficulty level of the rendered world (:data:`faceattr.data.synthetic.DIFFICULTY_LEVELS`;
+        0: the original world). The same identities and views are paired at every level; the
+        pair ids name the level only when it is above 0 (level-0 ids are unchanged).
     """
 
     world_seed: int
@@ -48,6 +52,10 @@ class SyntheticPairSource:
     first_identity: int
     sampling_seed: int
     name: str = "synthetic"
+    difficulty: int = 0
+
+    def __post_init__(self) -> None:
+        check_difficulty(self.difficulty)
 
     def pairs(self) -> list[Pair]:
         """Return the pairs: genuine ones first, then impostors, each with a content id."""
@@ -63,7 +71,7 @@ class SyntheticPairSource:
                 ident_a, ident_b = int(pool[2 * i]), int(pool[2 * i + 1])
                 view_b = 0
             image_a, image_b = _image_id(ident_a, 0), _image_id(ident_b, view_b)
-            world = f"w{self.world_seed}"
+            world = f"w{self.world_seed}" + (f"d{self.difficulty}" if self.difficulty else "")
             pairs.append(Pair(pair_id=content_pair_id(self.name, f"{world}:{image_a}",
                                                       f"{world}:{image_b}"),
                               image_a=image_a, image_b=image_b, identity_a=str(ident_a),
@@ -73,5 +81,5 @@ class SyntheticPairSource:
     def load_image(self, image_id: str) -> LoadedImage:
         """Render an image and its ground-truth identity mask."""
         identity, view = _parse_image_id(image_id)
-        face = synthetic_face(self.world_seed, identity, view)
+        face = synthetic_face(self.world_seed, identity, view, self.difficulty)
         return LoadedImage(image=face.image, identity_mask=face.identity_mask)

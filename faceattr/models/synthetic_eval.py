@@ -14,7 +14,7 @@ import torch
 from numpy.typing import NDArray
 from scipy import ndimage, stats
 
-from faceattr.data.synthetic import synthetic_face
+from faceattr.data.synthetic import check_difficulty, synthetic_face
 from faceattr.models.base import VerificationModel, geodesic_distance_rad, verification_score
 from faceattr.rng import numpy_generator
 
@@ -64,7 +64,7 @@ def _fill_mean(image: NDArray[np.float32], where: NDArray[np.bool_]) -> NDArray[
 
 
 def evaluate_synthetic_model(model: VerificationModel, *, world_seed: int, n_pairs: int,
-                             n_identities: int = 100) -> dict[str, float]:
+                             n_identities: int = 100, difficulty: int = 0) -> dict[str, float]:
     """Measure held-out verification AUC and the identity-vs-background masking control.
 
     Parameters
@@ -77,6 +77,9 @@ def evaluate_synthetic_model(model: VerificationModel, *, world_seed: int, n_pai
         Number of genuine pairs, and of impostor pairs (balanced), and of masked images.
     n_identities : int
         Held-out identities used: ``1000 .. 1000 + n_identities - 1``.
+    difficulty : int
+        Difficulty level of the rendered images (:data:`faceattr.data.synthetic.DIFFICULTY_LEVELS`;
+        0: the original world).
 
     Returns
     -------
@@ -89,6 +92,7 @@ def evaluate_synthetic_model(model: VerificationModel, *, world_seed: int, n_pai
     if n_pairs < 1 or n_identities < 2:
         raise ValueError(f"need n_pairs >= 1 and n_identities >= 2, got {n_pairs}, "
                          f"{n_identities}")
+    check_difficulty(difficulty)
     anchors, genuine_partners, impostor_partners, anchor_masks = [], [], [], []
     for k in range(n_pairs):
         identity = HELD_OUT_IDENTITY_START + k % n_identities
@@ -96,11 +100,11 @@ def evaluate_synthetic_model(model: VerificationModel, *, world_seed: int, n_pai
         offset = int(numpy_generator(world_seed, "synthetic_eval", "impostor", k)
                      .integers(1, n_identities))
         other = HELD_OUT_IDENTITY_START + (k % n_identities + offset) % n_identities
-        anchor = synthetic_face(world_seed, identity, view)
+        anchor = synthetic_face(world_seed, identity, view, difficulty)
         anchors.append(anchor.image)
         anchor_masks.append(anchor.identity_mask)
-        genuine_partners.append(synthetic_face(world_seed, identity, view + 1).image)
-        impostor_partners.append(synthetic_face(world_seed, other, view + 1).image)
+        genuine_partners.append(synthetic_face(world_seed, identity, view + 1, difficulty).image)
+        impostor_partners.append(synthetic_face(world_seed, other, view + 1, difficulty).image)
 
     # masking control on the anchors
     identity_masked, background_masked = [], []

@@ -3,6 +3,8 @@
 Usage::
 
     python -m faceattr.models.train_synthetic --seed 0 --out fixtures/models/synthetic_cnn.pt
+    python -m faceattr.models.train_synthetic --seed 0 --difficulty 2 \
+        --out fixtures/models/synthetic_cnn_d2.pt
 
 Trains :class:`~faceattr.models.synthetic_cnn.SyntheticFaceCNN` with a CosFace loss (normalised
 class weights, scale ``s``, additive cosine margin ``m``) over identities ``0..199`` of the
@@ -10,6 +12,8 @@ synthetic world, rendering every image on the fly (each image is a fresh view, n
 randomness is keyed: parameter init from ``torch_generator(seed, "train_synthetic", "init")`` and
 batch sampling from ``numpy_generator(seed, "train_synthetic", "batches")``. Run it with one torch
 thread (the command sets it) for bit-reproducible weights on a given torch version.
+``--difficulty`` picks the level of the synthetic world (:mod:`faceattr.data.synthetic`) used for
+training and for the held-out evaluation (default 0, the original world).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from faceattr.data.synthetic import synthetic_batch
+from faceattr.data.synthetic import DIFFICULTY_LEVELS, check_difficulty, synthetic_batch
 from faceattr.io import atomic_write_bytes
 from faceattr.models.synthetic_cnn import EMBEDDING_DIM, SyntheticFaceCNN, load_synthetic_model
 from faceattr.models.synthetic_eval import evaluate_synthetic_model
@@ -57,6 +61,8 @@ class TrainConfig:
         Linear warm-up length.
     cosface_scale, cosface_margin : float
         CosFace ``s`` and ``m``.
+    difficulty : int
+        Difficulty level of the synthetic world (0: the original world).
     """
 
     seed: int = 0
@@ -69,6 +75,10 @@ class TrainConfig:
     warmup_steps: int = 25
     cosface_scale: float = 30.0
     cosface_margin: float = 0.30
+    difficulty: int = 0
+
+    def __post_init__(self) -> None:
+        check_difficulty(self.difficulty)
 
 
 def init_parameters(network: nn.Module, generator: torch.Generator) -> None:
@@ -142,7 +152,8 @@ def train_synthetic_model(config: TrainConfig, *,
     for step in range(config.steps):
         identities = batches.integers(0, config.n_identities, size=config.batch_size)
         views = [step * config.batch_size + i for i in range(config.batch_size)]
-        images, _ = synthetic_batch(config.world_seed, identities.tolist(), views)
+        images, _ = synthetic_batch(config.world_seed, identities.tolist(), views,
+                                    config.difficulty)
         labels = torch.from_numpy(identities.astype(np.int64))
         embeddings = nn.functional.normalize(network(torch.from_numpy(images)), dim=1)
         cosine = embeddings @ nn.functional.normalize(class_weights, dim=1).T
@@ -182,11 +193,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument("--world-seed", type=int, default=defaults.world_seed)
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--difficulty", type=int, default=defaults.difficulty,
+                        choices=DIFFICULTY_LEVELS)
     parser.add_argument("--eval-pairs", type=int, default=500)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     config = TrainConfig(seed=args.seed, world_seed=args.world_seed, steps=args.steps,
-                         batch_size=args.batch_size)
+                         batch_size=args.batch_size, difficulty=args.difficulty)
     print(json.dumps({"config": asdict(config)}, sort_keys=True), flush=True)
     start = time.perf_counter()
     network, losses = train_synthetic_model(config)
@@ -197,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     model = load_synthetic_model(args.out)
     start = time.perf_counter()
     metrics = evaluate_synthetic_model(model, world_seed=config.world_seed,
-                                       n_pairs=args.eval_pairs)
+                                       n_pairs=args.eval_pairs, difficulty=config.difficulty)
     results = {"train_wall_s": train_s, "eval_wall_s": time.perf_counter() - start,
                "final_loss_mean_last50": float(np.mean(losses[-50:])), **metrics}
     print(json.dumps({"weights_sha256": model.weights_sha256, "results": results},
