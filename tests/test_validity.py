@@ -57,7 +57,8 @@ def test_tracking_is_perfect_when_outcome_follows_quality() -> None:
     result = truth_tracking(rows, list(FAMILY), quality="rank_accuracy", outcome="margin",
                             rng=numpy_generator(0, "t"), n_resamples=200)
     assert result.spearman == pytest.approx(1.0)
-    assert result.low is not None and result.low > 0.9
+    assert result.low is not None
+    assert result.low > 0.9
     assert result.mean_quality == pytest.approx((0.95, 0.8, 0.6, 0.5))
 
 
@@ -66,7 +67,8 @@ def test_tracking_is_undefined_when_the_outcome_is_constant() -> None:
     result = truth_tracking(rows, list(FAMILY), quality="rank_accuracy", outcome="pass_rate",
                             rng=numpy_generator(0, "t"), n_resamples=200)
     assert result.spearman is None
-    assert result.undefined_reason is not None and "constant" in result.undefined_reason
+    assert result.undefined_reason is not None
+    assert "constant" in result.undefined_reason
 
 
 def test_tracking_refuses_methods_on_different_pairs() -> None:
@@ -129,7 +131,8 @@ def test_shape_is_moved_rigidly_inside_the_image_with_bounded_overlap() -> None:
                               max_overlap_frac=0.25)
         assert isinstance(moved, Regions)
         ys, xs = np.divmod(moved.high_idx, width)
-        assert ys.max() - ys.min() == 3 and xs.max() - xs.min() == 4  # same shape
+        assert ys.max() - ys.min() == 3
+        assert xs.max() - xs.min() == 4
         assert moved.high_idx.size == len(block)
         assert np.intersect1d(moved.high_idx, block).size <= 0.25 * len(block)
         np.testing.assert_array_equal(moved.low_idx, [255])

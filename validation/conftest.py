@@ -17,13 +17,13 @@ import torch
 
 from faceattr.claims import CLAIM_KINDS, ClaimResult, ClaimSpec, RunArtefacts, evaluate_claim
 from faceattr.claims.ledger import claims_document, write_claims
+from faceattr.experiments.artefact_stage import load_artefacts
 from faceattr.experiments.determinism import load_determinism
 from faceattr.experiments.folder import RunFolder, load_records, load_summary
 from faceattr.experiments.run import run_protocol
 from faceattr.experiments.summary import RunSummary
 from faceattr.io import read_json
 from faceattr.protocol import Protocol, load_protocol
-from faceattr.experiments.artefact_stage import load_artefacts
 from faceattr.randomisation.stage import load_randomisation
 from faceattr.report import render_report
 
