@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 
 from faceattr.claims import ClaimResult, ClaimSpec, RunArtefacts, evaluate_claim
@@ -150,3 +151,32 @@ def tiny_model(seed: int = 0) -> VerificationModel:
     return VerificationModel(name="tiny", network=network.eval(), input_size_px=16,
                              pixel_mean=0.0, pixel_scale=255.0, weights_sha256="0" * 64)
 
+
+def graded(method: str, n: int, quality: float, margin: float,
+           falsified_every: int = 0) -> list[PairRecord]:
+    """``n`` valid records of one method with the given quality and margin (rad)."""
+    out = []
+    for i in range(n):
+        falsified = falsified_every > 0 and i % falsified_every == 0
+        base = valid(i, method, falsified)
+        jitter = 0.01 * ((i * 7) % 5)
+        d_low = 0.1
+        d_high = d_low + margin + jitter
+        out.append(replace(base, gt_roc_auc=min(quality + jitter / 10, 1.0),
+                           gt_rank_accuracy=quality, gt_mass_accuracy=quality,
+                           drift_high_rad=(d_high, d_high), d_high_rad=d_high,
+                           drift_low_rad=(d_low, d_low), d_low_rad=d_low,
+                           margin_rad=d_high - d_low))
+    return out
+
+
+FAMILY = {"m0": (0.95, 1.2), "m1": (0.8, 0.9), "m2": (0.6, 0.5), "m3": (0.5, 0.1)}
+
+
+def graded_family(planted: bool = False) -> dict[str, list[PairRecord]]:
+    """Four maps whose margin follows their quality (``planted``: runs backwards)."""
+    margins = [m for _, m in FAMILY.values()]
+    if planted:  # the defect: the outcome ranks the maps backwards
+        margins = margins[::-1]
+    return {name: graded(name, 20, q, margin)
+            for (name, (q, _)), margin in zip(FAMILY.items(), margins, strict=True)}

@@ -9,7 +9,9 @@ from faceattr.claims import ClaimSpec, RunArtefacts, evaluate_claim
 from faceattr.claims.ledger import claims_document, write_claims
 from faceattr.io import append_jsonl_line, write_json
 from faceattr.report import render_report
+from faceattr.validity.dose_response import write_validity
 from tests.helpers import records, run
+from tests.test_dose_response import FAMILY_SPEC, _artefacts_json, _mixed
 
 HOSTILE = '<script>alert("x")</script>'
 
@@ -77,3 +79,16 @@ def test_gallery_is_embedded_and_its_hashes_checked(tmp_path: Path) -> None:
     atomic_write_bytes(tmp_path / "gallery" / "p__saliency.png", png + b"tampered")
     with pytest.raises(ValueError, match=r"hash differs from gallery\.json"):
         render_report(tmp_path)
+
+
+def test_validity_section_renders_from_validity_and_artefact_files(tmp_path: Path) -> None:
+    _artefacts(tmp_path, "saliency")
+    assert 'id="strata"' in render_report(tmp_path).read_text()
+    assert "Discriminative validity" not in render_report(tmp_path).read_text()
+    write_validity(tmp_path, _mixed(), [FAMILY_SPEC], seed=3)
+    _artefacts_json(tmp_path)
+    html = render_report(tmp_path).read_text()
+    for needle in ('id="family-dose"', 'id="artefact-controls"', "(primary)",
+                   "undefined: the per-method values are constant", "validity.json",
+                   "artefacts.json"):
+        assert needle in html

@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
 
 from faceattr.claims import ClaimSpec
 from faceattr.claims.base import RunArtefacts
@@ -17,39 +20,11 @@ from faceattr.records import PairRecord
 from faceattr.rng import numpy_generator
 from faceattr.stats.proportions import proportion_interval
 from faceattr.validity.artefacts import ArtefactResult, artefact_cell, shape_shifted
-from faceattr.validity.tracking import truth_tracking
-from tests.helpers import records, run, valid
+from faceattr.validity.tracking import _resampled_means, _row_spearman, truth_tracking
+from tests.helpers import FAMILY, records, run, valid
+from tests.helpers import graded_family as _family
 
 # --- truth tracking --------------------------------------------------------------------------
-
-
-def _graded(method: str, n: int, quality: float, margin: float,
-            falsified_every: int = 0) -> list[PairRecord]:
-    """``n`` valid records of one method with the given quality and margin (rad)."""
-    out = []
-    for i in range(n):
-        falsified = falsified_every > 0 and i % falsified_every == 0
-        base = valid(i, method, falsified)
-        jitter = 0.01 * ((i * 7) % 5)
-        d_low = 0.1
-        d_high = d_low + margin + jitter
-        out.append(replace(base, gt_roc_auc=min(quality + jitter / 10, 1.0),
-                           gt_rank_accuracy=quality, gt_mass_accuracy=quality,
-                           drift_high_rad=(d_high, d_high), d_high_rad=d_high,
-                           drift_low_rad=(d_low, d_low), d_low_rad=d_low,
-                           margin_rad=d_high - d_low))
-    return out
-
-
-FAMILY = {"m0": (0.95, 1.2), "m1": (0.8, 0.9), "m2": (0.6, 0.5), "m3": (0.5, 0.1)}
-
-
-def _family(planted: bool = False) -> dict[str, list[PairRecord]]:
-    margins = [m for _, m in FAMILY.values()]
-    if planted:  # the defect: the outcome ranks the maps backwards
-        margins = margins[::-1]
-    return {name: _graded(name, 20, q, margin)
-            for (name, (q, _)), margin in zip(FAMILY.items(), margins, strict=True)}
 
 
 def test_tracking_is_perfect_when_outcome_follows_quality() -> None:
@@ -222,3 +197,23 @@ def test_artefact_result_round_trips_through_json() -> None:
     assert ArtefactResult.from_json(result.to_json()) == result
     with pytest.raises(ValueError, match="keys"):
         ArtefactResult.from_json({**result.to_json(), "extra": 1})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(3, 8), st.booleans())
+def test_vectorised_bootstrap_spearman_matches_scipy(seed: int, n_methods: int,
+                                                     ties: bool) -> None:
+    """The blockwise resampled Spearman equals scipy's on each resample, ties included."""
+    rng = np.random.default_rng(seed)
+    q = rng.random((n_methods, 12))
+    o = rng.integers(0, 2, (n_methods, 12)).astype(float) if ties else rng.random((n_methods, 12))
+    idx = rng.integers(0, 12, size=(20, 12))
+    weights = np.zeros((20, 12))
+    np.add.at(weights, (np.arange(20)[:, None], idx), 1.0)
+    fast = _row_spearman(_resampled_means(q, weights), _resampled_means(o, weights))
+    for row, pick in enumerate(idx):
+        mq, mo = q[:, pick].mean(axis=1), o[:, pick].mean(axis=1)
+        if np.ptp(mq) == 0 or np.ptp(mo) == 0:
+            assert np.isnan(fast[row])
+        else:
+            assert fast[row] == pytest.approx(stats.spearmanr(mq, mo).statistic, abs=1e-12)

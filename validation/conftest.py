@@ -17,6 +17,7 @@ import torch
 
 from faceattr.claims import CLAIM_KINDS, ClaimResult, ClaimSpec, RunArtefacts, evaluate_claim
 from faceattr.claims.ledger import claims_document, write_claims
+from faceattr.claims.validity import declared_families
 from faceattr.experiments.artefact_stage import load_artefacts
 from faceattr.experiments.determinism import load_determinism
 from faceattr.experiments.folder import RunFolder, load_records, load_summary
@@ -26,6 +27,7 @@ from faceattr.io import read_json
 from faceattr.protocol import Protocol, load_protocol
 from faceattr.randomisation.stage import load_randomisation
 from faceattr.report import render_report
+from faceattr.validity.dose_response import write_validity
 
 PROTOCOL_DIR = Path(__file__).parent / "protocols"
 DEFAULT_PROTOCOLS = ("synthetic.toml", "demo.toml")
@@ -159,12 +161,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                                    state.results.get(protocol.source_path, {}),
                                    state.errors.get(protocol.source_path, {}))
         write_claims(folder.claims, document)
+        _write_validity(protocol, folder, summary)
         report = render_report(folder.root)
         verdict = "PASSED" if document["gate_passed"] else "FAILED"
         session.config.stash[_REPORT_LINES] = [
             *session.config.stash.get(_REPORT_LINES, []),
             f"{protocol.name}: gate {verdict} ({document['n_passed']}/"
             f"{document['n_declared']} claims); report: {report}"]
+
+
+def _write_validity(protocol: Protocol, folder: RunFolder, summary: RunSummary) -> None:
+    """Every outcome against the truth for the families the truth_tracking claims declare."""
+    try:
+        families = declared_families(protocol.claims, set(summary.methods))
+    except ValueError:  # an invalid claim is already reported as that claim's error
+        return
+    write_validity(folder.root, load_records(folder), families, seed=summary.seed)
 
 
 _REPORT_LINES = pytest.StashKey[list[str]]()

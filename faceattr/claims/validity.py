@@ -14,15 +14,17 @@ Information Fusion 81, 2022.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from faceattr.claims.base import ClaimResult, RunArtefacts
+from faceattr.claims.base import ClaimResult, ClaimSpec, RunArtefacts
 from faceattr.config import TableReader
 from faceattr.rng import numpy_generator
+from faceattr.validity.dose_response import Family
 from faceattr.validity.tracking import OUTCOMES, QUALITIES, Outcome, Quality, truth_tracking
 
-__all__ = ["TrackingParams", "check_truth_tracking", "read_truth_tracking"]
+__all__ = ["TrackingParams", "check_truth_tracking", "declared_families", "read_truth_tracking"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +91,18 @@ def check_truth_tracking(claim_id: str, params: TrackingParams,
                          if interval[0] is not None else None),
         alpha=params.alpha,
         detail=f"rho = {result.spearman:.3f} over {len(result.methods)} methods; {table}")
+
+
+def declared_families(claims: Sequence[ClaimSpec], method_ids: set[str]) -> list[Family]:
+    """The families of maps a protocol's ``truth_tracking`` claims declare (for the report's
+    dose-response section, :mod:`faceattr.validity.dose_response`)."""
+    families = []
+    for spec in claims:
+        if spec.kind != "truth_tracking":
+            continue
+        params = read_truth_tracking(TableReader(spec.params_dict(), f"claim {spec.id}"),
+                                     method_ids)
+        families.append(Family(claim_id=spec.id, methods=params.methods, quality=params.quality,
+                               primary_outcome=params.outcome, n_resamples=params.n_resamples,
+                               alpha=params.alpha))
+    return families

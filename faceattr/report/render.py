@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-import numpy as np
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from faceattr.io import atomic_write_text, read_json, read_jsonl
+from faceattr.report.figures import png_base64 as _png
+from faceattr.report.validity import validity_context
 
 __all__ = ["ARTEFACTS", "render_report"]
 
@@ -55,19 +53,7 @@ def _forest_plot_png(methods: Sequence[dict[str, Any]]) -> str:
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _png(fig: Any) -> str:
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return _png(fig)
 
 
 def _distributions_png(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
@@ -214,7 +200,8 @@ def render_report(run_dir: Path) -> Path:
     trend_path = run_dir / "completeness_trend.json"
     trend = read_json(trend_path) if trend_path.exists() else None
     for optional in ("randomisation.json", "determinism.json", "comparison.json",
-                     "completeness_trend.json", "gallery.json"):
+                     "completeness_trend.json", "gallery.json", "artefacts.json",
+                     "validity.json"):
         if (run_dir / optional).exists():
             artefacts.append((optional, _sha256(run_dir / optional)))
     env = Environment(loader=PackageLoader("faceattr", "report/templates"),
@@ -228,7 +215,7 @@ def render_report(run_dir: Path) -> Path:
         k_sufficiency_png=_k_sufficiency_png(records, method_ids),
         map_statistics=_map_statistics(records, method_ids),
         randomisation_png=None if randomisation is None else _randomisation_png(randomisation),
-        completeness_trend=trend, gallery=gallery,
+        completeness_trend=trend, gallery=gallery, validity=validity_context(run_dir),
         comparison_text=(run_dir / "comparison.txt").read_text(encoding="utf-8")
         if (run_dir / "comparison.txt").exists() else None,
         provenance=read_json(run_dir / "provenance.json"), artefacts=artefacts)
