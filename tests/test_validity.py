@@ -192,6 +192,20 @@ def test_blur_control_claim_passes_at_chance_and_fails_off_chance() -> None:
     assert not planted.passed
 
 
+def test_blur_control_corrects_for_testing_every_fill() -> None:
+    """13/40 is outside the 95% interval of one fill but inside the Bonferroni interval of two:
+    the same maps tested under m fills must not fail a control at chance m times as often."""
+    rows = {"m": records("m", n_falsified=20, n_passed=20)}
+    assert proportion_interval(13, 40, method="wilson", alpha=0.05).high < 0.5
+    artefacts = _artefacts(explained=0, n_pass=27, fr_count=13)
+    both = _judge("blur_control", {"method": "m"}, rows, artefacts)
+    assert both.passed, both.detail
+    assert both.interval_method == "wilson, Bonferroni over 2 fills"
+    assert both.alpha == pytest.approx(0.025)
+    one = _judge("blur_control", {"method": "m", "fills": ["mean"]}, rows, artefacts)
+    assert not one.passed
+
+
 def test_artefact_result_round_trips_through_json() -> None:
     result = _artefacts(explained=3, n_pass=30, fr_count=10)
     assert ArtefactResult.from_json(result.to_json()) == result

@@ -34,23 +34,26 @@ OUTCOME_LABELS: Mapping[str, str] = {
 def _dose_response_png(family: Mapping[str, Any]) -> str:
     """Mean quality vs mean outcome per method, one panel per outcome (all pairs)."""
     rows = [t for t in family["tracking"] if t["stratum"] == "all"]
-    fig, axes = plt.subplots(1, len(rows), figsize=(3.3 * len(rows), 3.6), dpi=100,
+    n_cols = 3
+    n_rows = -(-len(rows) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(12, 3.8 * n_rows), dpi=100,
                              squeeze=False)
-    for ax, row in zip(axes[0], rows, strict=True):
+    for ax in axes.flat[len(rows):]:
+        ax.set_axis_off()
+    for ax, row in zip(axes.flat, rows, strict=False):
         points = [(m, q, o) for m, q, o in zip(row["methods"], row["mean_quality"],
                                                 row["mean_outcome"], strict=True)
                   if q is not None and o is not None]
         ax.scatter([q for _, q, _ in points], [o for _, _, o in points], s=18,
                    color="#c55a11" if row["outcome"] == family["primary_outcome"] else "#1f4e79")
         for name, q, o in points:
-            ax.annotate(name, (q, o), fontsize=6, xytext=(2, 2), textcoords="offset points")
+            ax.annotate(name, (q, o), fontsize=7, xytext=(2, 2), textcoords="offset points")
         rho = row["spearman"]
         title = "undefined" if rho is None else f"rho = {rho:.3f}"
         if row["low"] is not None:
             title += f" [{row['low']:.2f}, {row['high']:.2f}]"
-        ax.set_title(title, fontsize=8)
+        ax.set_title(f"{OUTCOME_LABELS[row['outcome']]}\n{title}", fontsize=9)
         ax.set_xlabel(f"ground truth: {family['quality']}", fontsize=8)
-        ax.set_ylabel(OUTCOME_LABELS[row["outcome"]], fontsize=7)
         ax.grid(alpha=0.3)
     return png_base64(fig)
 
