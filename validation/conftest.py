@@ -30,7 +30,7 @@ from faceattr.report import render_report
 from faceattr.validity.dose_response import write_validity
 
 PROTOCOL_DIR = Path(__file__).parent / "protocols"
-DEFAULT_PROTOCOLS = ("synthetic.toml", "demo.toml")
+DEFAULT_PROTOCOLS = ("synthetic.toml", "validity.toml", "demo.toml")
 
 
 @dataclass
