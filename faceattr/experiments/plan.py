@@ -1,4 +1,12 @@
-"""``faceattr plan``: the work a protocol implies, and its expected time from a calibration."""
+"""``faceattr plan``: the work a protocol implies, and its expected time from a calibration.
+
+Cost model (Theorem 3.7): a run costs, per pair and method, one attribution plus ``2K``
+counterfactual forwards. Both unit costs are calibrated on the protocol's first pairs with the
+protocol's own settings: the attribution by running each method, the counterfactual by running
+the falsification engine itself (building the counterfactuals — fill, per-draw noise — and the
+batched forward), so the estimate carries the engine's overheads, not only the bare forward;
+plus each record's schema validation (on write and on the two reads of a run).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 
 from faceattr.attribution import AttributionBatch
 from faceattr.experiments.run import (
@@ -15,9 +24,15 @@ from faceattr.experiments.run import (
     build_model,
     build_source,
     falsification_settings,
+    ranked_maps,
 )
-from faceattr.models.base import embed_batched
+from faceattr.experiments.schema import validate_artefact
+from faceattr.falsification import FalsificationSettings, PairInputs, falsify_maps
+from faceattr.falsification.regions import TrivialMap
+from faceattr.io import dumps_strict
+from faceattr.models.base import VerificationModel, embed_batched
 from faceattr.protocol import Protocol
+from faceattr.rng import numpy_generator
 
 __all__ = ["MethodPlan", "RunPlan", "plan_run"]
 
@@ -40,7 +55,7 @@ class RunPlan:
     n_pairs: int
     n_methods: int
     k_per_region: int
-    forward_s_per_image: float
+    counterfactual_s: float
     methods: tuple[MethodPlan, ...]
 
     @property
@@ -52,14 +67,57 @@ class RunPlan:
         """A table for the terminal."""
         lines = [f"protocol {self.protocol}: {self.n_pairs} pairs x {self.n_methods} methods, "
                  f"K = {self.k_per_region} per region -> {2 * self.k_per_region} counterfactual "
-                 f"forwards per pair per method; forward {1e3 * self.forward_s_per_image:.2f} "
-                 "ms/image (calibrated)",
+                 f"forwards per pair per method; {1e3 * self.counterfactual_s:.2f} ms per "
+                 "counterfactual (calibrated through the engine)",
                  f"{'method':<24}{'attr s/pair':>12}{'cf forwards':>14}{'expected s':>12}"]
         lines += [f"{m.method:<24}{m.attribution_s_per_pair:>12.4f}"
                   f"{m.counterfactual_forwards:>14}{m.expected_s:>12.1f}" for m in self.methods]
         lines.append(f"{'total':<24}{'':>12}{'':>14}{self.expected_s:>12.1f}")
-        lines.append("(an upper bound: pairs whose map is trivial need no counterfactual forwards)")
+        lines.append("(counterfactual forwards scaled by the share of calibration maps that are "
+                     "testable: trivial maps need none)")
         return "\n".join(lines)
+
+
+def _counterfactual_s(model: VerificationModel, inputs: PairInputs,
+                      settings: FalsificationSettings, seed: int) -> float:
+    """Seconds per counterfactual through the engine, on seeded random maps (after a warm-up)."""
+    n, height, width = len(inputs.pairs), inputs.probes.shape[-2], inputs.probes.shape[-1]
+    maps = numpy_generator(seed, "plan", "calibration_maps").random((n, height, width))
+    falsify_maps(model, inputs, maps, method_id="plan", seed=seed, settings=settings)
+    timings = []
+    for _ in range(3):  # the median of three: one calibration is a fraction of a second
+        started = time.perf_counter()
+        records = falsify_maps(model, inputs, maps, method_id="plan", seed=seed,
+                               settings=settings)
+        timings.append(time.perf_counter() - started)
+    tested = sum(r.status == "valid" for r in records)
+    return float(np.median(timings)) / max(1, tested * 2 * settings.k_per_region)
+
+
+def _testable_frac(maps: NDArray[np.float64], settings: FalsificationSettings) -> float:
+    """Share of calibration maps the test can split (trivial and non-finite maps need no
+    counterfactual forwards)."""
+    def testable(relevance: NDArray[np.float64]) -> bool:
+        if not np.isfinite(relevance).all():
+            return False
+        return not isinstance(settings.split(relevance), TrivialMap)
+
+    return sum(testable(m) for m in maps) / len(maps)
+
+
+def _record_s(model: VerificationModel, inputs: PairInputs, settings: FalsificationSettings,
+              seed: int) -> float:
+    """Seconds to validate and serialise one record (written once, read back twice)."""
+    n, height, width = len(inputs.pairs), inputs.probes.shape[-2], inputs.probes.shape[-1]
+    maps = numpy_generator(seed, "plan", "calibration_maps").random((n, height, width))
+    records = falsify_maps(model, inputs, maps, method_id="plan", seed=seed, settings=settings)
+    validate_artefact("record", records[0].to_json(), "plan")  # builds the cached validator
+    started = time.perf_counter()
+    for record in records:
+        row = record.to_json()
+        validate_artefact("record", row, "plan")
+        dumps_strict(row)
+    return 3 * (time.perf_counter() - started) / len(records)
 
 
 def plan_run(protocol: Protocol) -> RunPlan:
@@ -68,30 +126,35 @@ def plan_run(protocol: Protocol) -> RunPlan:
     all_pairs = source.pairs()
     pairs = all_pairs[:ATTRIBUTION_CHUNK]
     model = build_model(protocol)
-    probes = torch.from_numpy(np.stack([source.load_image(p.image_a).image for p in pairs]))
+    probes = np.stack([source.load_image(p.image_a).image for p in pairs])
     partners = torch.from_numpy(np.stack([source.load_image(p.image_b).image for p in pairs]))
     masks_list = [source.load_image(p.image_a).identity_mask for p in pairs]
     masks = None if any(m is None for m in masks_list) else np.stack(masks_list)  # type: ignore[arg-type]
     chunk = protocol.execution.forward_chunk
-    cf = probes[torch.arange(chunk) % len(pairs)]
-    embed_batched(model, cf, chunk_size=chunk)  # warm-up
-    started = time.perf_counter()
-    embed_batched(model, cf, chunk_size=chunk)
-    forward_s = (time.perf_counter() - started) / chunk
-    batch = AttributionBatch(model=model, probes=probes,
-                             partner_embeddings=embed_batched(model, partners, chunk_size=chunk),
+    partner_embeddings = embed_batched(model, partners, chunk_size=chunk)
+    inputs = PairInputs(
+        pairs=pairs, probes=probes,
+        probe_embeddings=embed_batched(model, torch.from_numpy(probes), chunk_size=chunk).numpy(),
+        partner_embeddings=partner_embeddings.numpy(), identity_masks=masks)
+    settings = falsification_settings(protocol)
+    counterfactual_s = _counterfactual_s(model, inputs, settings, protocol.seed)
+    record_s = _record_s(model, inputs, settings, protocol.seed)
+    batch = AttributionBatch(model=model, probes=torch.from_numpy(probes),
+                             partner_embeddings=partner_embeddings,
                              pair_ids=tuple(p.pair_id for p in pairs), identity_masks=masks,
                              seed=protocol.seed)
-    k = falsification_settings(protocol).k_per_region
+    k = settings.k_per_region
     n_pairs = len(all_pairs)
     plans = []
     for method in build_methods(protocol):
         started = time.perf_counter()
-        method.attribute(batch)
+        maps = method.attribute(batch)
         attr_s = (time.perf_counter() - started) / len(pairs)
-        forwards = n_pairs * 2 * k
+        testable = _testable_frac(ranked_maps(protocol, method.method_id, maps), settings)
+        forwards = round(n_pairs * testable) * 2 * k
         plans.append(MethodPlan(method=method.method_id, attribution_s_per_pair=attr_s,
                                 counterfactual_forwards=forwards,
-                                expected_s=n_pairs * attr_s + forwards * forward_s))
+                                expected_s=n_pairs * (attr_s + record_s)
+                                + forwards * counterfactual_s))
     return RunPlan(protocol=protocol.name, n_pairs=n_pairs, n_methods=len(plans),
-                   k_per_region=k, forward_s_per_image=forward_s, methods=tuple(plans))
+                   k_per_region=k, counterfactual_s=counterfactual_s, methods=tuple(plans))
