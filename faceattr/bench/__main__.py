@@ -1,10 +1,12 @@
-"""``python -m faceattr.bench [--quick] [--models a,b] [--out DIR] [--no-memory]``."""
+"""``python -m faceattr.bench [--quick] [--models a,b] [--out DIR] [--no-memory] [--device D]``."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+
+import torch
 
 from faceattr.bench.suite import (
     DEFAULT_MODELS,
@@ -14,6 +16,16 @@ from faceattr.bench.suite import (
     with_overrides,
 )
 from faceattr.models.loading import MODEL_NAMES
+
+
+def _device_available(name: str) -> bool:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        return False
+    if device.type == "cuda":
+        return torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    return device.type == "cpu"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,7 +40,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="report folder (default: reports/bench)")
     parser.add_argument("--no-memory", action="store_true", help="skip (d)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device for (a), (b), (c), (e), e.g. cuda (default cpu); "
+                             "(d) always measures the CPU validation")
     args = parser.parse_args(argv)
+    if args.device != "cpu" and not _device_available(args.device):
+        parser.error(f"--device {args.device}: torch {torch.__version__} sees no such device; "
+                     "use --device cpu or a torch build for that accelerator")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in MODEL_NAMES]
     if not models or unknown:
@@ -37,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = quick_config() if args.quick else full_config()
     config = with_overrides(config, memory=False if args.no_memory else None,
                             threads=args.threads)
-    summary = run_benchmarks(models, args.out, config)
+    summary = run_benchmarks(models, args.out, config, device=args.device)
     print(summary["table_markdown"])
     print(f"\nreports: {args.out}/{{engine,attribution,scaling,memory,summary}}.json")
     return 0

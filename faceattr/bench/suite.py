@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from faceattr.bench.attribution import bench_attribution
 from faceattr.bench.common import configure_threads, machine_state
 from faceattr.bench.engine import bench_engine
@@ -108,6 +110,13 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def _device_info(device: str) -> dict[str, Any]:
+    info: dict[str, Any] = {"name": device}
+    if torch.device(device).type == "cuda":
+        info["accelerator"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
 def _timed_section(meta: dict[str, Any], name: str, fn: Callable[[], Any]) -> Any:
     before = machine_state()
     result = fn()
@@ -131,8 +140,8 @@ def _bench_model(meta: dict[str, Any], model: VerificationModel, config: BenchCo
 
 
 def run_benchmarks(models: Sequence[str], out_dir: Path, config: BenchConfig, *,
-                   model_loader: Callable[[str], VerificationModel] | None = None
-                   ) -> dict[str, Any]:
+                   model_loader: Callable[[str], VerificationModel] | None = None,
+                   device: str = "cpu") -> dict[str, Any]:
     """Run (a)-(e) for ``models`` and write ``engine``, ``attribution``, ``scaling``,
     ``memory`` and ``summary`` JSON files into ``out_dir``.
 
@@ -146,6 +155,9 @@ def run_benchmarks(models: Sequence[str], out_dir: Path, config: BenchConfig, *,
     config : BenchConfig
     model_loader : callable or None
         Replaces :func:`load_model` (tests).
+    device : str
+        torch device the networks run on for (a), (b), (c), (e); inputs start on CPU, as in a
+        run, so host-device copies are part of every timed case alike.
 
     Returns
     -------
@@ -156,14 +168,15 @@ def run_benchmarks(models: Sequence[str], out_dir: Path, config: BenchConfig, *,
     loader = model_loader or (lambda name: load_model(name, seed=0))
     meta: dict[str, Any] = {
         "mode": config.mode, "config": asdict(config), "machine": threads_info,
-        "git_commit": _git_commit(),
+        "git_commit": _git_commit(), "device": _device_info(device),
         "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     engine: dict[str, Any] = {}
     attribution: dict[str, Any] = {}
     scaling: dict[str, Any] = {}
     for name in models:
-        engine[name], attribution[name], scaling[name] = _bench_model(
-            meta, loader(name), config)
+        model = loader(name)
+        model.network.to(torch.device(device))
+        engine[name], attribution[name], scaling[name] = _bench_model(meta, model, config)
     memory: dict[str, Any] = {"skipped": "disabled"}
     if config.memory:
         try:

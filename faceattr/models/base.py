@@ -49,10 +49,19 @@ class VerificationModel:
                              f"{expected[1]}, {expected[2]}), got {tuple(images_unit.shape)}")
         return (images_unit * 255.0 - self.pixel_mean) / self.pixel_scale
 
+    @property
+    def device(self) -> torch.device:
+        """Where the network's parameters live: CPU, unless a caller moved the network (the
+        benchmark's ``--device``); tested numbers are computed on CPU."""
+        for parameter in self.network.parameters():
+            return parameter.device
+        return torch.device("cpu")
+
     def embed(self, images_unit: torch.Tensor) -> torch.Tensor:
-        """Return L2-normalised embeddings (N, D) of images in [0, 1] (differentiable)."""
-        raw = self.network(self.preprocess(images_unit))
-        return nn.functional.normalize(raw, p=2.0, dim=1)
+        """Return L2-normalised embeddings (N, D) of images in [0, 1] (differentiable), on the
+        images' device (the forward runs on the network's; a no-op move on CPU)."""
+        raw = self.network(self.preprocess(images_unit.to(self.device)))
+        return nn.functional.normalize(raw, p=2.0, dim=1).to(images_unit.device)
 
     def named_layers(self) -> dict[str, nn.Module]:
         """Return the network's named submodules (for layer methods and randomisation)."""

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from faceattr.bench import BenchConfig, ModelSizes, markdown_table, run_benchmarks
+from faceattr.bench.__main__ import main
 from faceattr.bench.common import interleaved, make_workload
 from faceattr.bench.engine import construct_counterfactuals
 from faceattr.bench.memory import default_protocols, peak_rss_of, reduced_protocol_text
@@ -17,6 +19,7 @@ from faceattr.bench.reference import reference_drifts
 from faceattr.bench.scaling import linear_fit
 from faceattr.falsification import falsify_maps
 from faceattr.models.synthetic_cnn import load_synthetic_model
+from faceattr.rng import torch_generator
 from tests.helpers import tiny_model
 
 TINY = ModelSizes(engine_pairs=2, engine_k=2, engine_chunk=8, engine_repeats=1, attr_pairs=4,
@@ -139,3 +142,26 @@ def test_default_protocols_are_read_from_the_validation_conftest() -> None:
     protocols = default_protocols(Path(__file__).parents[2])
     assert protocols
     assert all(p.is_file() for p in protocols)
+
+
+def test_suite_records_the_device_it_ran_on(suite: tuple[Path, dict]) -> None:
+    _, summary = suite
+    assert summary["meta"]["device"] == {"name": "cpu"}
+
+
+def test_unavailable_device_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--device", f"cuda:{torch.cuda.device_count() + 7}", "--no-memory"])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "sees no such device" in message
+
+
+def test_embed_runs_on_the_networks_device_and_returns_on_the_inputs() -> None:
+    model = tiny_model()
+    images = torch.rand(2, 3, 16, 16, generator=torch_generator(0, "embed_device"))
+    assert model.device == torch.device("cpu")
+    out = model.embed(images)
+    assert out.device == images.device
+    assert torch.equal(out, model.embed(images.clone()))
