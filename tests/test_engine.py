@@ -75,7 +75,7 @@ def test_a_method_that_raises_gives_error_records_for_every_pair() -> None:
     from pathlib import Path
 
     protocol = load_protocol(Path(__file__).parents[1] / "validation/protocols/synthetic.toml")
-    records = _method_records(_Broken("broken"), tiny_model(), _inputs(3), None, protocol,
+    records = _method_records(_Broken("broken"), tiny_model(), _inputs(3), protocol,
                               SETTINGS, [])
     assert [r.status for r in records] == ["error:AttributeError"] * 3
     assert all(r.falsified and "explain" in (r.status_reason or "") for r in records)
@@ -135,12 +135,12 @@ def test_a_pair_whose_target_fails_sanity_becomes_error_target() -> None:
               TargetSanity(score=1.0, grad_norm=1e-11, max_change=0.0, passed=False,
                            reason="gradient norm 1e-11 < 1e-06")]
     method = build_method("saliency", "saliency", {}, "test")
-    records = _method_records(method, tiny_model(), inputs, None, protocol, SETTINGS, sanity)
+    records = _method_records(method, tiny_model(), inputs, protocol, SETTINGS, sanity)
     assert [r.status for r in records] == ["valid", "error:target"]
     assert records[1].status_reason == "gradient norm 1e-11 < 1e-06"
     assert records[1].falsified
     assert records[0].target_grad_norm == 0.3
     # controls do not explain the score: target sanity does not apply to them
     control = build_method("random", "random", {}, "test")
-    assert [r.status for r in _method_records(control, tiny_model(), inputs, None, protocol,
+    assert [r.status for r in _method_records(control, tiny_model(), inputs, protocol,
                                               SETTINGS, sanity)] == ["valid", "valid"]

@@ -10,11 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
-from faceattr.attribution import AttributionBatch
-from faceattr.falsification import FalsificationSettings, PairInputs, Regions, falsify_maps
+from faceattr.falsification import FalsificationSettings, Regions, falsify_maps
 from faceattr.falsification.counterfactuals import FillStrategy
 from faceattr.falsification.regions import TrivialMap
 from faceattr.io import read_json, write_json
@@ -54,13 +52,14 @@ def run_artefact_stage(run_root: Path, protocol: Protocol) -> None:
     """Run the declared artefact controls once (skipped when ``artefacts.json`` exists)."""
     from faceattr.experiments.run import (
         attribute_in_fixed_chunks,
+        attribution_batch,
         build_methods,
         build_model,
         build_source,
         falsification_settings,
+        load_pair_inputs,
         ranked_maps,
     )
-    from faceattr.models.base import embed_batched
 
     spec = protocol.artefacts
     if spec is None or (run_root / ARTEFACTS_FILE).exists():
@@ -69,22 +68,10 @@ def run_artefact_stage(run_root: Path, protocol: Protocol) -> None:
     every = source.pairs()
     pairs = [every[i] for i in spread_rows(len(every), spec.n_pairs)]
     model = build_model(protocol)
-    probes = np.stack([source.load_image(p.image_a).image for p in pairs])
-    partners = torch.from_numpy(np.stack([source.load_image(p.image_b).image for p in pairs]))
-    masks = [source.load_image(p.image_a).identity_mask for p in pairs]
-    stacked = None if any(m is None for m in masks) else np.stack(masks)  # type: ignore[arg-type]
-    chunk = protocol.execution.forward_chunk
-    inputs = PairInputs(
-        pairs=pairs, probes=probes,
-        probe_embeddings=embed_batched(model, torch.from_numpy(probes), chunk_size=chunk).numpy(),
-        partner_embeddings=embed_batched(model, partners, chunk_size=chunk).numpy(),
-        identity_masks=stacked)
-    batch = AttributionBatch(model=model, probes=torch.from_numpy(probes),
-                             partner_embeddings=torch.from_numpy(inputs.partner_embeddings),
-                             pair_ids=tuple(p.pair_id for p in pairs), identity_masks=stacked,
-                             seed=protocol.seed)
+    inputs = load_pair_inputs(source, pairs, model, protocol.execution.forward_chunk)
+    batch = attribution_batch(model, inputs, protocol.seed)
     settings = falsification_settings(protocol)
-    shape_hw = (probes.shape[-2], probes.shape[-1])
+    shape_hw = (inputs.probes.shape[-2], inputs.probes.shape[-1])
     cells: list[ArtefactCell] = []
     for method in build_methods(protocol):
         if method.method_id not in spec.methods:

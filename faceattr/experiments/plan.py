@@ -14,24 +14,25 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
-from faceattr.attribution import AttributionBatch
 from faceattr.experiments.run import (
     ATTRIBUTION_CHUNK,
+    attribution_batch,
     build_methods,
     build_model,
     build_source,
     falsification_settings,
+    load_pair_inputs,
     ranked_maps,
 )
 from faceattr.experiments.schema import validate_artefact
 from faceattr.falsification import FalsificationSettings, PairInputs, falsify_maps
 from faceattr.falsification.regions import TrivialMap
 from faceattr.io import dumps_strict
-from faceattr.models.base import VerificationModel, embed_batched
+from faceattr.models.base import VerificationModel
 from faceattr.protocol import Protocol
+from faceattr.records import PairRecord
 from faceattr.rng import numpy_generator
 
 __all__ = ["MethodPlan", "RunPlan", "plan_run"]
@@ -79,8 +80,10 @@ class RunPlan:
 
 
 def _counterfactual_s(model: VerificationModel, inputs: PairInputs,
-                      settings: FalsificationSettings, seed: int) -> float:
-    """Seconds per counterfactual through the engine, on seeded random maps (after a warm-up)."""
+                      settings: FalsificationSettings, seed: int
+                      ) -> tuple[float, list[PairRecord]]:
+    """Seconds per counterfactual through the engine, on seeded random maps (after a warm-up),
+    and the calibration's records."""
     n, height, width = len(inputs.pairs), inputs.probes.shape[-2], inputs.probes.shape[-1]
     maps = numpy_generator(seed, "plan", "calibration_maps").random((n, height, width))
     falsify_maps(model, inputs, maps, method_id="plan", seed=seed, settings=settings)
@@ -91,7 +94,7 @@ def _counterfactual_s(model: VerificationModel, inputs: PairInputs,
                                settings=settings)
         timings.append(time.perf_counter() - started)
     tested = sum(r.status == "valid" for r in records)
-    return float(np.median(timings)) / max(1, tested * 2 * settings.k_per_region)
+    return float(np.median(timings)) / max(1, tested * 2 * settings.k_per_region), records
 
 
 def _testable_frac(maps: NDArray[np.float64], settings: FalsificationSettings) -> float:
@@ -105,12 +108,8 @@ def _testable_frac(maps: NDArray[np.float64], settings: FalsificationSettings) -
     return sum(testable(m) for m in maps) / len(maps)
 
 
-def _record_s(model: VerificationModel, inputs: PairInputs, settings: FalsificationSettings,
-              seed: int) -> float:
+def _record_s(records: list[PairRecord]) -> float:
     """Seconds to validate and serialise one record (written once, read back twice)."""
-    n, height, width = len(inputs.pairs), inputs.probes.shape[-2], inputs.probes.shape[-1]
-    maps = numpy_generator(seed, "plan", "calibration_maps").random((n, height, width))
-    records = falsify_maps(model, inputs, maps, method_id="plan", seed=seed, settings=settings)
     validate_artefact("record", records[0].to_json(), "plan")  # builds the cached validator
     started = time.perf_counter()
     for record in records:
@@ -126,23 +125,11 @@ def plan_run(protocol: Protocol) -> RunPlan:
     all_pairs = source.pairs()
     pairs = all_pairs[:ATTRIBUTION_CHUNK]
     model = build_model(protocol)
-    probes = np.stack([source.load_image(p.image_a).image for p in pairs])
-    partners = torch.from_numpy(np.stack([source.load_image(p.image_b).image for p in pairs]))
-    masks_list = [source.load_image(p.image_a).identity_mask for p in pairs]
-    masks = None if any(m is None for m in masks_list) else np.stack(masks_list)  # type: ignore[arg-type]
-    chunk = protocol.execution.forward_chunk
-    partner_embeddings = embed_batched(model, partners, chunk_size=chunk)
-    inputs = PairInputs(
-        pairs=pairs, probes=probes,
-        probe_embeddings=embed_batched(model, torch.from_numpy(probes), chunk_size=chunk).numpy(),
-        partner_embeddings=partner_embeddings.numpy(), identity_masks=masks)
+    inputs = load_pair_inputs(source, pairs, model, protocol.execution.forward_chunk)
     settings = falsification_settings(protocol)
-    counterfactual_s = _counterfactual_s(model, inputs, settings, protocol.seed)
-    record_s = _record_s(model, inputs, settings, protocol.seed)
-    batch = AttributionBatch(model=model, probes=torch.from_numpy(probes),
-                             partner_embeddings=partner_embeddings,
-                             pair_ids=tuple(p.pair_id for p in pairs), identity_masks=masks,
-                             seed=protocol.seed)
+    counterfactual_s, records = _counterfactual_s(model, inputs, settings, protocol.seed)
+    record_s = _record_s(records)
+    batch = attribution_batch(model, inputs, protocol.seed)
     k = settings.k_per_region
     n_pairs = len(all_pairs)
     plans = []

@@ -133,6 +133,31 @@ def _embed_all(model: VerificationModel, images: dict[str, LoadedImage],
     return {image_id: embeddings[row] for row, image_id in enumerate(ids)}
 
 
+def load_pair_inputs(source: PairSource, pairs: Sequence[Pair], model: VerificationModel,
+                     forward_chunk: int) -> PairInputs:
+    """Load ``pairs`` (each image once) and embed their probes and partners."""
+    images = _load_images(source, pairs)
+    masks = [images[p.image_a].identity_mask for p in pairs]
+    probes = np.stack([images[p.image_a].image for p in pairs])
+    partners = np.stack([images[p.image_b].image for p in pairs])
+    return PairInputs(
+        pairs=pairs, probes=probes,
+        probe_embeddings=embed_batched(model, torch.from_numpy(probes),
+                                       chunk_size=forward_chunk).numpy(),
+        partner_embeddings=embed_batched(model, torch.from_numpy(partners),
+                                         chunk_size=forward_chunk).numpy(),
+        identity_masks=None if any(m is None for m in masks) else np.stack(masks))  # type: ignore[arg-type]
+
+
+def attribution_batch(model: VerificationModel, inputs: PairInputs,
+                      seed: int) -> AttributionBatch:
+    """The attribution methods' view of a batch of pairs."""
+    return AttributionBatch(model=model, probes=torch.from_numpy(inputs.probes),
+                            partner_embeddings=torch.from_numpy(inputs.partner_embeddings),
+                            pair_ids=tuple(p.pair_id for p in inputs.pairs),
+                            identity_masks=inputs.identity_masks, seed=seed)
+
+
 #: Pairs per attribution call. Fixed (the last chunk is padded by repeating its last pair) so
 #: that a map's last bits never depend on how the run grouped its pairs: on CPU, kernels can
 #: pick a different blocking for a different batch size.
@@ -210,13 +235,10 @@ def _target_sanity_fixed_chunks(model: VerificationModel, inputs: PairInputs,
 
 
 def _method_records(method: AttributionMethod, model: VerificationModel, inputs: PairInputs,
-                    masks: NDArray[np.bool_] | None, protocol: Protocol,
+                    protocol: Protocol,
                     settings: FalsificationSettings,
                     sanity: Sequence[TargetSanity]) -> list[PairRecord]:
-    batch = AttributionBatch(model=model, probes=torch.from_numpy(inputs.probes),
-                             partner_embeddings=torch.from_numpy(inputs.partner_embeddings),
-                             pair_ids=tuple(p.pair_id for p in inputs.pairs),
-                             identity_masks=masks, seed=protocol.seed)
+    batch = attribution_batch(model, inputs, protocol.seed)
     try:
         details = attribute_in_fixed_chunks(method, batch)
     except Exception as exc:  # noqa: BLE001 — recorded per pair as error:<type>, never dropped
@@ -275,7 +297,7 @@ def _process(folder: RunFolder, protocol: Protocol, model: VerificationModel,
             identity_masks=stacked)
         sanity = _target_sanity_fixed_chunks(model, inputs,
                                              protocol.model.target_grad_norm_min)
-        by_method = [_method_records(m, model, inputs, stacked, protocol, settings, sanity)
+        by_method = [_method_records(m, model, inputs, protocol, settings, sanity)
                      for m in methods]
         for i in range(len(chunk)):
             for records in by_method:
