@@ -48,10 +48,11 @@ def validate(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and mypy --strict on faceattr."""
+    """ruff, mypy --strict and the import contracts (.importlinter) on faceattr."""
     _install(session, "lint")
     session.run("ruff", "check", "faceattr", "tests", "validation", "noxfile.py")
     session.run("mypy", "--strict", "faceattr")
+    session.run("lint-imports")
 
 
 @nox.session(default=False)

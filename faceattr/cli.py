@@ -1,6 +1,8 @@
 """``faceattr`` command line: the one place that wires every stage together.
 
-Exit codes: 0 ok; 1 a claim failed (or a gate failed); 2 usage or input error.
+Exit codes: 0 ok; 1 a claim or the model gate failed; 2 a user input error (one line naming
+the thing and the fix); 3 an internal error in faceattr (traceback kept: please report it);
+``faceattr compare`` also exits 4 when equivalence cannot be shown for lack of pairs.
 """
 
 from __future__ import annotations
@@ -8,12 +10,20 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from faceattr.config import ProtocolError
+from faceattr.errors import (
+    EXIT_FAILED,
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    GateFailedError,
+    InputError,
+)
 
 __all__ = ["main"]
 
@@ -24,7 +34,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     shard = Shard.parse(args.shard) if args.shard else None
     folder = run_protocol(load_protocol(Path(args.protocol)), Path(args.reports_dir),
-                          threads=args.threads, progress=not args.quiet, shard=shard)
+                          threads=args.threads, progress=not args.quiet, shard=shard,
+                          force_rerun=args.force_rerun)
     print(folder.root)
     return 0
 
@@ -66,12 +77,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from faceattr.experiments.folder import RunFolder
+    from faceattr.experiments.run import resolve_run_folder
     from faceattr.io import read_json, read_jsonl
     from faceattr.protocol import load_protocol
 
     protocol = load_protocol(Path(args.protocol))
-    folder = RunFolder(Path(args.reports_dir) / protocol.run_name)
+    folder = resolve_run_folder(protocol, Path(args.reports_dir))
     n_lines = len(read_jsonl(folder.records)) if folder.records.exists() else 0
     n_pairs = read_json(folder.manifest)["n_pairs"] if folder.manifest.exists() else "?"
     expected = f"{n_pairs} pairs x {len(protocol.methods)} methods"
@@ -92,18 +103,25 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+#: pytest's exit codes -> faceattr's: tests failed -> a claim failed; usage error or no
+#: tests collected -> input error; interrupted or internal error -> internal error.
+_PYTEST_EXIT = {0: EXIT_OK, 1: EXIT_FAILED, 2: EXIT_INTERNAL, 3: EXIT_INTERNAL, 4: EXIT_INPUT,
+                5: EXIT_INPUT}
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     suite = Path(args.suite)
     if not (suite / "conftest.py").exists():
-        raise ValueError(f"{suite}: no validation suite here; run from the faceattr checkout "
+        raise InputError(f"{suite}: no validation suite here; run from the faceattr checkout "
                          "or pass --suite PATH/validation")
     command = [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider",
                "--reports-dir", args.reports_dir, "--threads", str(args.threads),
                "-q" if args.quiet else "-v"]
+    if args.force_rerun:
+        command.append("--force-rerun")
     for protocol in args.protocol:
         command += ["--protocol", protocol]
-    code = subprocess.call(command)
-    return {0: 0, 1: 1}.get(code, 2)
+    return _PYTEST_EXIT.get(subprocess.call(command), EXIT_INTERNAL)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,6 +135,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="run a protocol into a run folder")
     run.add_argument("protocol", help="protocol TOML")
     run.add_argument("--shard", metavar="I/N", help="run only shard I of N (pairs I::N)")
+    run.add_argument("--force-rerun", action="store_true",
+                     help="discard the run folder's contents and run again")
     run.set_defaults(func=_cmd_run)
     merge = sub.add_parser("merge", parents=[common], help="merge the N shards of a run")
     merge.add_argument("protocol", help="protocol TOML")
@@ -148,6 +168,8 @@ def _parser() -> argparse.ArgumentParser:
                               help="run protocols and check their claims (the gate)")
     validate.add_argument("protocol", nargs="*", help="protocol TOMLs (default: the suite's)")
     validate.add_argument("--suite", default="validation", help="validation suite folder")
+    validate.add_argument("--force-rerun", action="store_true",
+                          help="discard the protocols' run folders and run them again")
     validate.set_defaults(func=_cmd_validate)
     return parser
 
@@ -157,16 +179,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if hasattr(args, "threads"):
         torch.set_num_threads(args.threads)
-    from faceattr.experiments.run import GateFailedError
-
     try:
         code: int = args.func(args)
     except GateFailedError as exc:
         print(f"faceattr: gate failed: {exc}", file=sys.stderr)
-        return 1
-    except (ProtocolError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        return EXIT_FAILED
+    except InputError as exc:
         print(f"faceattr: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_INPUT
+    except OSError as exc:  # the environment (disk full, permissions), not faceattr's logic
+        print(f"faceattr: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except Exception:  # noqa: BLE001 — a bug in faceattr: keep the traceback, exit 3
+        traceback.print_exc()
+        print("faceattr: internal error (a bug in faceattr, not in your input): please report "
+              "it with the traceback above", file=sys.stderr)
+        return EXIT_INTERNAL
     return code
 
 

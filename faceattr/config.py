@@ -7,10 +7,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from faceattr.errors import InputError
+
 __all__ = ["ProtocolError", "TableReader"]
 
 
-class ProtocolError(ValueError):
+class ProtocolError(InputError):
     """A protocol file is invalid; the message names the key, the value and what is allowed."""
 
 

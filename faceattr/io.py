@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from faceattr.errors import InputError, MissingFileError
+
 __all__ = ["append_jsonl_line", "atomic_write_bytes", "atomic_write_text", "dumps_strict",
            "read_json", "read_jsonl", "write_json"]
 
@@ -45,14 +47,21 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    """Read a JSON file; a missing or corrupt file is a one-line ``ValueError``."""
+    """Read a JSON file; a missing or corrupt file is a one-line
+    :class:`~faceattr.errors.InputError` (:class:`~faceattr.errors.MissingFileError` if missing).
+    """
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ValueError(f"{path}: file not found") from None
+        raise MissingFileError(f"{path}: file not found") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); "
+        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); "
                          "delete it and re-run") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not valid JSON (not UTF-8 text); delete it and re-run") from None
+    except OSError as exc:  # a folder in its place, no permission
+        raise InputError(f"{path}: cannot read the JSON file ({exc.strerror or exc}); "
+                         "fix or delete it and re-run") from None
 
 
 def append_jsonl_line(path: Path, obj: Mapping[str, Any]) -> None:
@@ -64,14 +73,25 @@ def append_jsonl_line(path: Path, obj: Mapping[str, Any]) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read complete JSON lines; a torn final line (crash mid-write) is ignored."""
+    """Read complete JSON lines; a torn final line (crash mid-write) is ignored.
+
+    A corrupt complete line is a one-line :class:`~faceattr.errors.InputError`.
+    """
     rows: list[dict[str, Any]] = []
-    lines: Iterable[str] = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MissingFileError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: corrupt JSON lines (not UTF-8 text); delete it and re-run") \
+            from None
+    lines: Iterable[str] = text.splitlines(keepends=True)
     for number, line in enumerate(lines, start=1):
         if not line.endswith("\n"):
             break  # torn tail from an interrupted append; resume rewrites it
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}: corrupt JSON line ({exc.msg})") from None
+            raise InputError(f"{path}:{number}: corrupt JSON line ({exc.msg}); delete the file "
+                             "and re-run") from None
     return rows

@@ -146,11 +146,6 @@ class Protocol:
         """SHA-256 of the canonical scientific content."""
         return hashlib.sha256(self.content.encode()).hexdigest()
 
-    @property
-    def run_name(self) -> str:
-        """Run folder name: ``<name>-<first 12 hex of the content hash>``."""
-        return f"{self.name}-{self.content_sha256[:12]}"
-
 
 def _frozen_items(table: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((k, v) for k, v in table.items()))
@@ -181,14 +176,23 @@ def _parse_methods(where: str, tables: list[Mapping[str, Any]]) -> tuple[MethodS
 
 def _parse_claims(where: str, tables: list[Mapping[str, Any]],
                   method_ids: set[str]) -> tuple[ClaimSpec, ...]:
+    from faceattr.claims.ledger_shares import implicit_error_budgets
     from faceattr.claims.registry import parse_claim
 
     specs = [parse_claim(table, f"{where} [[claims]] #{i + 1}", method_ids)
              for i, table in enumerate(tables)]
-    ids = [s.id for s in specs]
+    declared = [ClaimSpec(id=s.id, kind=s.kind, params=s.params) for s in specs]
+    # every method has an error budget: declared, or no error at all (an error on any pair
+    # fails the gate unless the protocol says how many that method may have)
+    covered = [(c.kind, str(c.params_dict().get("method", ""))) for c in declared]
+    declared += [ClaimSpec(id=claim_id, kind="error_budget",
+                           params=(("max_errors", limit), ("method", method)))
+                 for claim_id, method, limit in implicit_error_budgets(sorted(method_ids),
+                                                                       covered)]
+    ids = [c.id for c in declared]
     if len(set(ids)) != len(ids):
         raise ProtocolError(f"{where}: claim ids must be unique, got {ids}")
-    return tuple(ClaimSpec(id=s.id, kind=s.kind, params=s.params) for s in specs)
+    return tuple(declared)
 
 
 def _parse_model(where: str, table: Mapping[str, Any]) -> ModelSpec:
@@ -335,11 +339,23 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
 
 def load_protocol(path: Path) -> Protocol:
     """Read and validate a protocol file; errors are one-line ``ProtocolError``s."""
+    path = Path(path)
+    if path.is_dir():
+        raise ProtocolError(f"{path}: is a folder, not a protocol file; give a .toml file such as "
+                            "validation/protocols/synthetic.toml")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ProtocolError(f"{path}: protocol file not found; see validation/protocols/ "
                             "for the shipped ones") from None
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"{path}: not a UTF-8 text file (byte {exc.start}); save the "
+                            "protocol as UTF-8 TOML") from None
+    except OSError as exc:
+        raise ProtocolError(f"{path}: cannot read the protocol file "
+                            f"({exc.strerror or type(exc).__name__}); check the path and its "
+                            "permissions") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ProtocolError(f"{path}: not valid TOML ({exc})") from None
+        reason = " ".join(str(exc).split())
+        raise ProtocolError(f"{path}: not valid TOML ({reason}); fix the file") from None
     return parse_protocol(raw, str(path))

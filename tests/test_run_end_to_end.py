@@ -47,27 +47,42 @@ def test_every_pair_has_a_status_and_constant_maps_are_trivial(tmp_path: Path) -
     assert {r.status for r in records if r.method == "oracle"} == {"valid"}
 
 
-def test_a_killed_run_resumes_to_the_same_bytes(tmp_path: Path) -> None:
-    whole = _run(tmp_path, "whole", small_protocol())
-    text = small_protocol()
+def test_a_killed_run_resumes_to_the_same_bytes(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from faceattr.experiments import run as run_module
+
+    whole = _run(tmp_path, "whole", small_protocol(pairs_per_batch=2))
     path = tmp_path / "crash.toml"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(small_protocol(pairs_per_batch=2), encoding="utf-8")
     protocol = load_protocol(path)
-    folder = run_protocol(protocol, tmp_path / "crash", progress=False)
-    # simulate a crash: no summary, 23 complete lines and a torn 24th
-    lines = folder.records.read_text(encoding="utf-8").splitlines(keepends=True)
-    folder.records.write_text("".join(lines[:23]) + lines[23][:40], encoding="utf-8")
-    folder.summary.unlink()
+    original = run_module._RecordsLog.append
+    calls = {"n": 0}
+
+    def crash_after_two_batches(self: object, records: list[object]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:  # half of the third batch reaches the disk, then the process dies
+            lines = "".join(run_module.record_line(r, "t") for r in records)  # type: ignore[arg-type]
+            with run_module.RunFolder(self.folder.root).records.open("a") as handle:  # type: ignore[attr-defined]
+                handle.write(lines[:len(lines) // 2])
+            raise KeyboardInterrupt
+        original(self, records)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_module._RecordsLog, "append", crash_after_two_batches)
+    with pytest.raises(KeyboardInterrupt):
+        run_protocol(protocol, tmp_path / "crash", progress=False)
+    monkeypatch.undo()
     resumed = run_protocol(protocol, tmp_path / "crash", progress=False)
     assert resumed.records.read_bytes() == (whole / "records.jsonl").read_bytes()
-    assert json.loads(resumed.timing.read_text())["resumed_pairs"] == 4
+    assert json.loads(resumed.timing.read_text())["resumed_pairs"] == 4  # 2 batches of 2
 
 
-def test_a_different_protocol_never_overwrites_a_run_folder(tmp_path: Path) -> None:
+def test_an_edited_protocol_copy_in_a_run_folder_is_refused(tmp_path: Path) -> None:
+    from faceattr.errors import IntegrityError
+
     root = _run(tmp_path, "a", small_protocol())
     (root / "protocol.json").write_text('{"other": 1}', encoding="utf-8")
     path = tmp_path / "a.toml"
-    with pytest.raises(ValueError, match="holds a run of a different protocol"):
+    with pytest.raises(IntegrityError, match=r"protocol.json: edited after the run"):
         run_protocol(load_protocol(path), tmp_path / "a", progress=False)
 
 
@@ -93,11 +108,13 @@ def test_planted_defect_fails_the_gate_and_the_report_says_so(tmp_path: Path) ->
          "-q", "--protocol", str(path), "--reports-dir", str(tmp_path / "reports")],
         cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "1 failed, 1 passed" in done.stdout
+    assert "1 failed, 3 passed" in done.stdout  # + the implicit error budget of each method
     (run_dir,) = (tmp_path / "reports").iterdir()
     claims = json.loads((run_dir / "claims.json").read_text())
     outcomes = {c["claim_id"]: c["outcome"] for c in claims["claims"]}
-    assert outcomes == {"control:oracle:fr<=0.5": "passed", "control:inverted:fr<=0.05": "failed"}
+    assert outcomes == {"control:oracle:fr<=0.5": "passed", "control:inverted:fr<=0.05": "failed",
+                        "errors:inverted:n_error<=0": "passed",
+                        "errors:oracle:n_error<=0": "passed"}
     assert claims["gate_passed"] is False
     html = (run_dir / "report.html").read_text()
     assert "GATE FAILED" in html
@@ -127,7 +144,7 @@ def test_shard_syntax_is_checked() -> None:
     assert Shard.parse("1/3") == Shard(1, 3)
     with pytest.raises(ValueError, match="expected i/n"):
         Shard.parse("1-3")
-    with pytest.raises(ValueError, match="need 0 <= i < n"):
+    with pytest.raises(ValueError, match="with 0 <= i < n"):
         Shard.parse("3/3")
 
 
@@ -165,8 +182,10 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_bytes(tmp_path: Path) -> 
     reports = tmp_path / "killed"
     command = [sys.executable, "-m", "faceattr", "run", str(path), "--quiet",
                "--reports-dir", str(reports)]
+    from faceattr.experiments.run import resolve_run_folder
+
+    records = resolve_run_folder(load_protocol(path), reports).records
     process = subprocess.Popen(command, cwd=REPO)
-    records = reports / load_protocol(path).run_name / "records.jsonl"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # wait until a few pairs are on disk, then kill -9
         if records.exists() and records.read_text().count("\n") >= 12:

@@ -1,9 +1,12 @@
 """The pre-submission gate: every claim a protocol declares is one parametrized check.
 
-Usage: ``pytest validation [--protocol PATH ...] [--reports-dir DIR]``. Each protocol is run
-first when its run folder is missing or incomplete (a changed protocol has a new folder).
-At the end, ``claims.json`` and ``report.html`` are written into each run folder (on the
-controller process only, under xdist).
+Usage: ``pytest validation [--protocol PATH ...] [--reports-dir DIR] [--force-rerun]``. Each
+protocol is run first when its run folder is missing or incomplete (a change of the protocol,
+the code, the weights, the data or the libraries gives a new folder); a reused folder is
+verified against the hashes recorded when it was written. At the end, ``claims.json`` and
+``report.html`` are written into each run folder, under its lock. When the model gate fails,
+the run stops once and every claim of that protocol fails as "not evaluated"; the report says
+so. pytest-xdist is refused: the runs, the claims and the report live in one process.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import torch
 from faceattr.claims import CLAIM_KINDS, ClaimResult, ClaimSpec, RunArtefacts, evaluate_claim
 from faceattr.claims.ledger import claims_document, write_claims
 from faceattr.claims.validity import declared_families
+from faceattr.errors import GateFailedError, InputError
 from faceattr.experiments.artefact_stage import load_artefacts
 from faceattr.experiments.determinism import load_determinism
 from faceattr.experiments.folder import RunFolder, load_records, load_summary
 from faceattr.experiments.run import run_protocol
 from faceattr.experiments.summary import RunSummary
+from faceattr.integrity import record_artefacts, run_lock
 from faceattr.io import read_json
 from faceattr.protocol import Protocol, load_protocol
 from faceattr.randomisation.stage import load_randomisation
@@ -38,7 +43,11 @@ class _Session:
     protocols: list[Protocol]
     reports_dir: Path
     threads: int
+    force_rerun: bool = False
     runs: dict[str, tuple[RunFolder, RunSummary]] = field(default_factory=dict)
+    # protocol path -> (run folder or None, why no claim of it could be evaluated)
+    stopped: dict[str, tuple[Path | None, str]] = field(default_factory=dict)
+    rerun_done: set[str] = field(default_factory=set)
     artefacts: dict[str, RunArtefacts] = field(default_factory=dict)
     results: dict[str, dict[str, ClaimResult]] = field(default_factory=dict)
     errors: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -55,16 +64,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reports-dir", default="reports", metavar="DIR",
                     help="where run folders live (default: reports)")
     group.addoption("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    group.addoption("--force-rerun", action="store_true",
+                    help="discard the protocols' run folders and run them again")
+
+
+def _refuse_xdist(config: pytest.Config) -> None:
+    workers = getattr(config.option, "numprocesses", None)
+    dist = getattr(config.option, "dist", "no")
+    if hasattr(config, "workerinput") or workers or dist not in (None, "no"):
+        raise pytest.UsageError(
+            "faceattr's validation suite does not run under pytest-xdist (-n/--dist): the "
+            "runs, the claims and the report are one process's state; run it without -n "
+            "(the runs themselves use --threads)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _refuse_xdist(config)
     paths = [Path(p) for p in config.getoption("--protocol")] or \
         [PROTOCOL_DIR / name for name in DEFAULT_PROTOCOLS]
     threads = int(config.getoption("--threads"))
     torch.set_num_threads(threads)
-    _STATE["session"] = _Session(protocols=[load_protocol(p) for p in paths],
+    try:
+        protocols = [load_protocol(p) for p in paths]
+    except InputError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    _STATE["session"] = _Session(protocols=protocols,
                                  reports_dir=Path(config.getoption("--reports-dir")),
-                                 threads=threads)
+                                 threads=threads,
+                                 force_rerun=bool(config.getoption("--force-rerun")))
 
 
 def _session() -> _Session:
@@ -106,12 +133,28 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                                         f"{family!r}, which no validation module checks")
 
 
+class NotEvaluatedError(Exception):
+    """The protocol's run stopped (model gate failed, or a user input error): its claims are
+    not evaluated."""
+
+
 def _run(protocol: Protocol) -> tuple[RunFolder, RunSummary]:
     state = _session()
-    if protocol.source_path not in state.runs:
-        folder = run_protocol(protocol, state.reports_dir, threads=state.threads, progress=True)
-        state.runs[protocol.source_path] = (folder, load_summary(folder))
-    return state.runs[protocol.source_path]
+    key = protocol.source_path
+    if key in state.stopped:
+        raise NotEvaluatedError(state.stopped[key][1])
+    if key not in state.runs:
+        try:
+            folder = run_protocol(protocol, state.reports_dir, threads=state.threads,
+                                  progress=True, force_rerun=state.force_rerun)
+        except GateFailedError as exc:
+            state.stopped[key] = (exc.root, str(exc))
+            raise NotEvaluatedError(str(exc)) from None
+        except InputError as exc:
+            state.stopped[key] = (None, str(exc))
+            raise NotEvaluatedError(str(exc)) from None
+        state.runs[key] = (folder, load_summary(folder))
+    return state.runs[key]
 
 
 def _artefacts(protocol: Protocol) -> RunArtefacts:
@@ -136,7 +179,11 @@ def judge() -> Callable[[tuple[Protocol, ClaimSpec]], ClaimResult]:
         protocol, spec = case
         state = _session()
         try:
-            result = evaluate_claim(spec, _artefacts(protocol))
+            artefacts = _artefacts(protocol)
+        except NotEvaluatedError as exc:
+            pytest.fail(f"{spec.id}: not evaluated: {exc}", pytrace=False)
+        try:
+            result = evaluate_claim(spec, artefacts)
         except Exception as exc:
             state.errors.setdefault(protocol.source_path, {})[spec.id] = \
                 f"{type(exc).__name__}: {exc}"
@@ -153,21 +200,42 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     state = _session()
     for protocol in state.protocols:
-        if protocol.source_path not in state.runs:
-            continue
-        folder, summary = state.runs[protocol.source_path]
-        document = claims_document(summary.run_name, protocol.content_sha256,
-                                   [s.id for s in protocol.claims],
-                                   state.results.get(protocol.source_path, {}),
-                                   state.errors.get(protocol.source_path, {}))
+        line = _finish_protocol(protocol, state)
+        if line is not None:
+            session.config.stash[_REPORT_LINES] = [
+                *session.config.stash.get(_REPORT_LINES, []), line]
+
+
+def _finish_protocol(protocol: Protocol, state: _Session) -> str | None:
+    """Write claims.json, validity.json and the report of one protocol's run (locked, each
+    recorded in the folder's ledger); the terminal line to print."""
+    key = protocol.source_path
+    if key in state.stopped:
+        root, why = state.stopped[key]
+        if root is None:
+            return f"{protocol.name}: gate FAILED (not evaluated: {why})"
+        folder = RunFolder(root)
+        with run_lock(root):
+            write_claims(folder.claims, claims_document(
+                root.name, protocol.content_sha256, [s.id for s in protocol.claims], {}, {},
+                not_evaluated=why))
+            record_artefacts(root, "claims.json")
+            report = render_report(root)
+        return f"{protocol.name}: gate FAILED (not evaluated: {why}); report: {report}"
+    if key not in state.runs:
+        return None
+    folder, summary = state.runs[key]
+    document = claims_document(summary.run_name, protocol.content_sha256,
+                               [s.id for s in protocol.claims], state.results.get(key, {}),
+                               state.errors.get(key, {}))
+    with run_lock(folder.root):
         write_claims(folder.claims, document)
+        record_artefacts(folder.root, "claims.json")
         _write_validity(protocol, folder, summary)
         report = render_report(folder.root)
-        verdict = "PASSED" if document["gate_passed"] else "FAILED"
-        session.config.stash[_REPORT_LINES] = [
-            *session.config.stash.get(_REPORT_LINES, []),
-            f"{protocol.name}: gate {verdict} ({document['n_passed']}/"
-            f"{document['n_declared']} claims); report: {report}"]
+    verdict = "PASSED" if document["gate_passed"] else "FAILED"
+    return (f"{protocol.name}: gate {verdict} ({document['n_passed']}/"
+            f"{document['n_declared']} claims); report: {report}")
 
 
 def _write_validity(protocol: Protocol, folder: RunFolder, summary: RunSummary) -> None:
@@ -176,7 +244,8 @@ def _write_validity(protocol: Protocol, folder: RunFolder, summary: RunSummary) 
         families = declared_families(protocol.claims, set(summary.methods))
     except ValueError:  # an invalid claim is already reported as that claim's error
         return
-    write_validity(folder.root, load_records(folder), families, seed=summary.seed)
+    if write_validity(folder.root, load_records(folder), families, seed=summary.seed):
+        record_artefacts(folder.root, "validity.json")
 
 
 _REPORT_LINES = pytest.StashKey[list[str]]()

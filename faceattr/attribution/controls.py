@@ -11,6 +11,10 @@ quality: the dose-response family that checks the test ranks maps the way the tr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import ClassVar
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy.ndimage import gaussian_filter, shift
@@ -128,11 +132,17 @@ class NoisyOracleMap(AttributionMethod):
 
 
 class InvertedMap(AttributionMethod):
-    """The negation ``-phi`` of another method's map: a negative control (FR near 1)."""
+    """The negation ``-phi`` of another method's map: a negative control (FR near 1).
+
+    ``of`` names one of :attr:`bases` (name -> method class; empty here). This module does
+    not import the registry, which imports it: the registry's ``"inverted"`` entry is a
+    subclass whose ``bases`` are every other registered method.
+    """
 
     info = MethodInfo(name="inverted", reference="negative control (sign-flipped map)",
                       aggregation="map", multiplies_by_inputs=False, has_convergence_delta=False,
                       stochastic=False, is_control=True)
+    bases: ClassVar[Mapping[str, type[AttributionMethod]]] = MappingProxyType({})
 
     def __init__(self, method_id: str, base: AttributionMethod) -> None:
         super().__init__(method_id)
@@ -141,11 +151,9 @@ class InvertedMap(AttributionMethod):
     @classmethod
     def from_params(cls, method_id: str, params: TableReader) -> AttributionMethod:
         """Read ``of`` — the registry name of the method to invert (built with defaults)."""
-        from faceattr.attribution.registry import METHODS
-
-        name = params.text("of", allowed=sorted(n for n in METHODS if n != "inverted"))
+        name = params.text("of", allowed=sorted(cls.bases))
         params.finish()
-        base = METHODS[name].from_params(f"{method_id}.base", TableReader({}, name))
+        base = cls.bases[name].from_params(f"{method_id}.base", TableReader({}, name))
         return cls(method_id, base)
 
     def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 from faceattr.attribution.base import AttributionMethod
 from faceattr.attribution.cam import GradCAM, LayerCAM
@@ -21,13 +21,26 @@ from faceattr.attribution.perturbation import LIME, KernelSHAP, Occlusion
 from faceattr.attribution.propagation import LRP, DeepLift
 from faceattr.config import TableReader
 
-__all__ = ["METHODS", "build_method"]
+__all__ = ["METHODS", "RegisteredInvertedMap", "build_method"]
+
+_CLASSES: tuple[type[AttributionMethod], ...] = (
+    Saliency, GradientXInput, SmoothGrad, IntegratedGradients, GeodesicIntegratedGradients,
+    GradCAM, LayerCAM, DeepLift, LRP, Occlusion, KernelSHAP, LIME,
+    OracleMap, NoisyOracleMap, InvertedMap, RandomMap, ConstantMap)
+
+
+class RegisteredInvertedMap(InvertedMap):
+    """:class:`InvertedMap` whose ``of`` names any other registered method.
+
+    The registry injects the bases (controls does not import the registry: no cycle).
+    """
+
+    bases: ClassVar[Mapping[str, type[AttributionMethod]]] = MappingProxyType({
+        cls.info.name: cls for cls in _CLASSES if cls is not InvertedMap})
+
 
 METHODS: Mapping[str, type[AttributionMethod]] = MappingProxyType({
-    cls.info.name: cls for cls in (
-        Saliency, GradientXInput, SmoothGrad, IntegratedGradients, GeodesicIntegratedGradients,
-        GradCAM, LayerCAM, DeepLift, LRP, Occlusion, KernelSHAP, LIME,
-        OracleMap, NoisyOracleMap, InvertedMap, RandomMap, ConstantMap)
+    cls.info.name: RegisteredInvertedMap if cls is InvertedMap else cls for cls in _CLASSES
 })
 
 

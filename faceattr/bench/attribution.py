@@ -1,6 +1,6 @@
 """(c) Integrated Gradients and SmoothGrad throughput vs raw batched forward + backward.
 
-Both methods run as a run runs them (:func:`faceattr.experiments.run.attribute_in_fixed_chunks`,
+Both methods run as a run runs them (:func:`faceattr.experiments.context.attribute_in_fixed_chunks`,
 ``ATTRIBUTION_CHUNK`` pairs per call). Their work is counted in forward+backward rows: IG does
 ``n_steps`` path points per pair (captum's extra forwards for the convergence delta are not
 counted, so the ratio is conservative), SmoothGrad ``n_samples`` noisy copies per pair.
@@ -37,7 +37,7 @@ from faceattr.bench.common import (
     throughput_ratio,
     unit_rows,
 )
-from faceattr.experiments.run import ATTRIBUTION_CHUNK, attribute_in_fixed_chunks
+from faceattr.experiments.context import ATTRIBUTION_CHUNK, attribute_in_fixed_chunks
 from faceattr.models.base import VerificationModel, embed_batched
 
 __all__ = ["ATTRIBUTION_TARGET", "bench_attribution"]

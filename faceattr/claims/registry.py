@@ -22,6 +22,7 @@ from faceattr.claims import (
     validity,
 )
 from faceattr.claims.base import ClaimResult, ClaimSpec, RunArtefacts
+from faceattr.claims.params import spec_reader
 from faceattr.config import ProtocolError, TableReader
 
 __all__ = ["CLAIM_KINDS", "ClaimKind", "ParsedClaim", "evaluate_claim", "parse_claim",
@@ -74,6 +75,10 @@ CLAIM_KINDS: Mapping[str, ClaimKind] = MappingProxyType({
     "attrition": ClaimKind(
         family="attrition", read=ledger_shares.read_share, check=ledger_shares.check_attrition,
         default_id=lambda p: f"attrition:{p.method}:error<={p.max_share:g}"),
+    "error_budget": ClaimKind(
+        family="attrition", read=ledger_shares.read_error_budget,
+        check=ledger_shares.check_error_budget,
+        default_id=lambda p: f"errors:{p.method}:n_error<={p.max_errors}"),
     "target_sanity": ClaimKind(
         family="target", read=ledger_shares.read_share,
         check=ledger_shares.check_target_sanity,
@@ -139,8 +144,7 @@ def read_params(spec: ClaimSpec, method_ids: set[str]) -> Any:
     """The typed parameters of a declared claim."""
     if spec.kind not in CLAIM_KINDS:
         raise ProtocolError(f"claim {spec.id}: unknown kind {spec.kind!r}")
-    return CLAIM_KINDS[spec.kind].read(TableReader(spec.params_dict(), f"claim {spec.id}"),
-                                       method_ids)
+    return CLAIM_KINDS[spec.kind].read(spec_reader(spec), method_ids)
 
 
 def evaluate_claim(spec: ClaimSpec, run: RunArtefacts) -> ClaimResult:

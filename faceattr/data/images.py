@@ -16,6 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
+from faceattr.errors import InputError
+
 __all__ = ["DEFAULT_MIN_SIDE_PX", "ImageLoadError", "load_rgb_uint8", "to_unit_chw"]
 
 DEFAULT_MIN_SIDE_PX: int = 32
@@ -24,7 +26,7 @@ DEFAULT_MIN_SIDE_PX: int = 32
 _GRAYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(InputError):
     """An image file that cannot be used, with a one-line reason and fix."""
 
 

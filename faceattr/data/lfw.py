@@ -20,6 +20,7 @@ from pathlib import Path
 
 from faceattr.data.folder_pairs import PhotoSource
 from faceattr.data.pairs import Pair, content_pair_id
+from faceattr.errors import InputError, MissingFileError
 
 __all__ = ["LfwPairSource", "lfw_image_id", "parse_lfw_pairs"]
 
@@ -33,9 +34,9 @@ def _int(token: str, path: Path, line_no: int) -> int:
     try:
         value = int(token)
     except ValueError:
-        raise ValueError(f"{path}:{line_no}: expected an integer, got {token!r}") from None
+        raise InputError(f"{path}:{line_no}: expected an integer, got {token!r}") from None
     if value < 1:
-        raise ValueError(f"{path}:{line_no}: expected a positive integer, got {value}")
+        raise InputError(f"{path}:{line_no}: expected a positive integer, got {value}")
     return value
 
 
@@ -44,29 +45,40 @@ def parse_lfw_pairs(pairs_file: Path) -> list[tuple[str, int, str, int, int]]:
 
     Raises
     ------
-    ValueError
+    faceattr.errors.MissingFileError
+        If the file does not exist.
+    faceattr.errors.InputError
         One line with the file and line number: bad header, malformed line, a genuine line where
         an impostor line is due (or the reverse), or a count that differs from the header.
     """
     path = Path(pairs_file)
     if not path.is_file():
-        raise FileNotFoundError(f"LFW pairs file not found: {path}")
-    lines = [(i, line.split()) for i, line in
-             enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if line.strip()]
+        raise MissingFileError(f"LFW pairs file not found: {path}; give the path of pairs.txt, "
+                               "pairsDevTrain.txt or pairsDevTest.txt")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file; give LFW's pairs.txt, pairsDevTrain.txt "
+                         "or pairsDevTest.txt") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the LFW pairs file ({exc.strerror or exc}); "
+                         "check its permissions") from None
+    lines = [(i, line.split()) for i, line in enumerate(text.splitlines(), start=1)
+             if line.strip()]
     if not lines:
-        raise ValueError(f"{path}: empty pairs file")
+        raise InputError(f"{path}: empty pairs file")
     header_no, header = lines[0]
     if len(header) == 2:
         n_folds, per_class = _int(header[0], path, header_no), _int(header[1], path, header_no)
     elif len(header) == 1:
         n_folds, per_class = 1, _int(header[0], path, header_no)
     else:
-        raise ValueError(f"{path}:{header_no}: header must be '<folds> <pairs>' (pairs.txt) or "
+        raise InputError(f"{path}:{header_no}: header must be '<folds> <pairs>' (pairs.txt) or "
                          f"'<pairs>' (pairsDevTest.txt), got {' '.join(header)!r}")
     body = lines[1:]
     expected = n_folds * 2 * per_class
     if len(body) != expected:
-        raise ValueError(f"{path}: header announces {expected} pairs ({n_folds} fold(s) x 2 x "
+        raise InputError(f"{path}: header announces {expected} pairs ({n_folds} fold(s) x 2 x "
                          f"{per_class}), the file lists {len(body)}")
     rows: list[tuple[str, int, str, int, int]] = []
     for index, (line_no, tokens) in enumerate(body):
@@ -77,12 +89,12 @@ def parse_lfw_pairs(pairs_file: Path) -> list[tuple[str, int, str, int, int]]:
                          _int(tokens[2], path, line_no), fold))
         elif len(tokens) == 4 and not genuine_due:
             if tokens[0] == tokens[2]:
-                raise ValueError(f"{path}:{line_no}: impostor line names one person twice")
+                raise InputError(f"{path}:{line_no}: impostor line names one person twice")
             rows.append((tokens[0], _int(tokens[1], path, line_no), tokens[2],
                          _int(tokens[3], path, line_no), fold))
         else:
             due = "a genuine 'name n1 n2'" if genuine_due else "an impostor 'name1 n1 name2 n2'"
-            raise ValueError(f"{path}:{line_no}: expected {due} line, got {' '.join(tokens)!r}")
+            raise InputError(f"{path}:{line_no}: expected {due} line, got {' '.join(tokens)!r}")
     return rows
 
 
@@ -106,7 +118,7 @@ class LfwPairSource(PhotoSource):
 
     Raises
     ------
-    FileNotFoundError
+    faceattr.errors.MissingFileError
         If a listed image is missing (one line: the first missing path and how many).
     """
 
@@ -125,9 +137,9 @@ class LfwPairSource(PhotoSource):
                           for image_id in (lfw_image_id(a, na), lfw_image_id(b, nb))
                           if not (Path(self.root) / image_id).is_file()})
         if missing:
-            raise FileNotFoundError(f"LFW folder {self.root} lacks {len(missing)} image(s) listed "
-                                    f"in {Path(self.pairs_file).name}, first: {missing[0]}; "
-                                    "point root at the complete lfw (or lfw-deepfunneled) folder")
+            raise MissingFileError(f"LFW folder {self.root} lacks {len(missing)} image(s) listed "
+                                   f"in {Path(self.pairs_file).name}, first: {missing[0]}; "
+                                   "point root at the complete lfw (or lfw-deepfunneled) folder")
         self._rows.extend(rows)
 
     def pairs(self) -> list[Pair]:

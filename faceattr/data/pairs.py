@@ -9,12 +9,15 @@ image, so that two runs can be joined — or refused — on exactly the same pai
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+
+from faceattr.errors import InputError
 
 __all__ = ["LimitedPairSource", "LoadedImage", "Pair", "PairSource", "build_manifest",
            "content_pair_id", "image_hashes", "manifest_sha256"]
@@ -91,8 +94,8 @@ class LimitedPairSource:
         """The first ``n_pairs`` pairs; fewer available is an error."""
         pairs = self.inner.pairs()
         if len(pairs) < self.n_pairs:
-            raise ValueError(f"source {self.name!r} has {len(pairs)} pairs, fewer than the "
-                             f"{self.n_pairs} the protocol asks for")
+            raise InputError(f"source {self.name!r} has {len(pairs)} pairs, fewer than the "
+                             f"{self.n_pairs} the protocol asks for; lower [data] n_pairs")
         return pairs[:self.n_pairs]
 
     def load_image(self, image_id: str) -> LoadedImage:
@@ -132,7 +135,11 @@ def build_manifest(source: PairSource, pairs: Sequence[Pair],
     """Return the manifest dict (JSON-ready) of ``pairs`` with each image's SHA-256."""
     ids = [p.pair_id for p in pairs]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"source {source.name!r} yields duplicate pair ids")
+        counts = Counter(ids)
+        first = next(p for p in pairs if counts[p.pair_id] > 1)
+        raise InputError(f"source {source.name!r} yields duplicate pair ids (first: "
+                         f"{first.pair_id}, {first.image_a} / {first.image_b}); list each pair "
+                         "once in the pairs file")
     rows = [{"pair_id": p.pair_id, "image_a": p.image_a, "image_b": p.image_b,
              "identity_a": p.identity_a, "identity_b": p.identity_b,
              "is_genuine": p.is_genuine, "sha256_a": image_sha256[p.image_a],

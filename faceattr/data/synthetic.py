@@ -61,6 +61,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
+from faceattr.errors import InputError
 from faceattr.rng import numpy_generator
 
 __all__ = [
@@ -304,12 +305,12 @@ def check_difficulty(difficulty: int) -> int:
 
     Raises
     ------
-    ValueError
+    faceattr.errors.InputError
         For anything else (bools, floats, out-of-range ints).
     """
     if isinstance(difficulty, bool) or not isinstance(difficulty, int) \
             or difficulty not in DIFFICULTY_LEVELS:
-        raise ValueError(f"difficulty must be one of {DIFFICULTY_LEVELS}, got {difficulty!r}")
+        raise InputError(f"difficulty must be one of {DIFFICULTY_LEVELS}, got {difficulty!r}")
     return difficulty
 
 

@@ -50,7 +50,7 @@ def fill_strategy(fill: str) -> FillStrategy:
 
 def run_artefact_stage(run_root: Path, protocol: Protocol) -> None:
     """Run the declared artefact controls once (skipped when ``artefacts.json`` exists)."""
-    from faceattr.experiments.run import (
+    from faceattr.experiments.context import (
         attribute_in_fixed_chunks,
         attribution_batch,
         build_methods,

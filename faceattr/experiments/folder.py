@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from faceattr.errors import IntegrityError
 from faceattr.experiments.schema import validate_artefact
 from faceattr.experiments.summary import RunSummary
+from faceattr.integrity import verify_artefacts
 from faceattr.io import (
     append_jsonl_line,
     atomic_write_text,
@@ -19,8 +21,12 @@ from faceattr.io import (
 from faceattr.protocol import Protocol
 from faceattr.records import PairRecord
 
-__all__ = ["RunFolder", "append_record", "load_records", "load_summary", "prepare_folder",
-           "write_records", "write_summary"]
+__all__ = ["RunFolder", "append_record", "check_summary_against_records", "load_records",
+           "load_summary", "prepare_folder", "record_line", "verify_run", "write_records",
+           "write_summary"]
+
+#: The artefacts every complete run folder must have recorded in its ledger.
+REQUIRED = ("protocol.json", "identity.json", "manifest.json", "records.jsonl", "summary.json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,13 @@ def prepare_folder(folder: RunFolder, protocol: Protocol) -> None:
         atomic_write_text(folder.protocol, protocol.content)
 
 
+def record_line(record: PairRecord, where: str) -> str:
+    """One record as a validated JSONL line (with its newline)."""
+    row = record.to_json()
+    validate_artefact("record", row, where)
+    return dumps_strict(row) + "\n"
+
+
 def append_record(folder: RunFolder, record: PairRecord) -> None:
     """Validate one record against the schema and append it (flushed)."""
     row = record.to_json()
@@ -124,3 +137,55 @@ def load_summary(folder: RunFolder) -> RunSummary:
     document = read_json(folder.summary)
     validate_artefact("summary", document, str(folder.summary))
     return RunSummary.from_json(document)
+
+
+def check_summary_against_records(summary: RunSummary, records: Sequence[PairRecord],
+                                  where: str) -> None:
+    """The summary's per-method ledger and FR counts must be those of the records.
+
+    Raises
+    ------
+    IntegrityError
+        One line naming the method and the counts that disagree.
+    """
+    methods = sorted({r.method for r in records})
+    if methods != sorted(summary.methods):
+        raise IntegrityError(f"{where}: summary.json has methods {sorted(summary.methods)} but "
+                             f"records.jsonl has {methods}; re-run with --force-rerun")
+    for method in methods:
+        mine = [r for r in records if r.method == method]
+        counted = {"n_pairs": len(mine), "n_valid": sum(r.status == "valid" for r in mine),
+                   "n_trivial": sum(r.status == "trivial" for r in mine),
+                   "n_error": sum(r.status.startswith("error:") for r in mine),
+                   "fr_itt.count": sum(r.falsified for r in mine)}
+        entry = summary.methods[method]
+        stated = {"n_pairs": entry.n_pairs, "n_valid": entry.n_valid,
+                  "n_trivial": entry.n_trivial, "n_error": entry.n_error,
+                  "fr_itt.count": entry.fr_itt.count}
+        if counted != stated:
+            wrong = ", ".join(f"{k} {stated[k]} vs {counted[k]}" for k in counted
+                              if counted[k] != stated[k])
+            raise IntegrityError(f"{where}: summary.json disagrees with records.jsonl for "
+                                 f"{method} ({wrong}); re-run with --force-rerun")
+    pair_ids = [r.pair_id for r in records if r.method == methods[0]] if methods else []
+    if len(set(pair_ids)) != len(pair_ids) or len(pair_ids) != summary.n_pairs:
+        raise IntegrityError(f"{where}: records.jsonl holds {len(pair_ids)} records "
+                             f"({len(set(pair_ids))} distinct pairs) per method, the summary "
+                             f"{summary.n_pairs} pairs; re-run with --force-rerun")
+
+
+def verify_run(folder: RunFolder) -> None:
+    """Verify a finished folder before it is trusted: every recorded hash, and for a
+    complete run the summary against the records.
+
+    Raises
+    ------
+    IntegrityError
+        An artefact was edited after the run, or the summary disagrees with the records.
+    """
+    root = folder.root
+    if folder.summary.exists():
+        verify_artefacts(root, required=REQUIRED)
+        check_summary_against_records(load_summary(folder), load_records(folder), str(root))
+    else:
+        verify_artefacts(root, required=REQUIRED[:3])

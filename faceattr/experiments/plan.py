@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from faceattr.experiments.run import (
+from faceattr.experiments.context import (
     ATTRIBUTION_CHUNK,
     attribution_batch,
     build_methods,

@@ -1,65 +1,117 @@
-"""Run a protocol end to end into a run folder: resumable and shardable.
+"""Run a protocol end to end into a run folder: identified, locked, verified, resumable.
 
 protocol -> pairs (manifest) -> model (gate) -> attribution -> falsification -> records
--> summary. ``reports/<name>-<hash>/`` holds ``protocol.json``, ``manifest.json``,
-``records.jsonl`` (flushed per line), ``summary.json``, ``provenance.json`` and
-``timing.json`` (wall-clock times, kept apart from the deterministic artefacts). A shard
-``i/n`` runs pairs ``i, i + n, i + 2n, ...`` into ``<run>/shards/<i>-of-<n>/``;
-:func:`faceattr.experiments.shards.merge_shards` combines them.
+-> summary. The folder ``reports/<name>-<identity hash>/`` is named by everything that can
+change a result (:mod:`faceattr.experiments.identity`): it is reused or resumed only when all of
+it is unchanged, written under an exclusive lock, and every artefact's SHA-256 is recorded in
+``provenance.json`` when written and verified before reuse (:mod:`faceattr.integrity`).
+
+Artefacts: ``protocol.json``, ``identity.json``, ``manifest.json``, ``records.jsonl`` (flushed
+per line, checkpointed per batch), ``summary.json``, ``provenance.json`` (versions, hashes,
+the artefact ledger), ``timing.json`` (wall-clock times), ``gate.json`` (only when the model
+gate failed: no attribution is trusted), ``lineage.json`` (the previous run of the same protocol
+name and what differs). A shard ``i/n`` runs pairs ``i, i + n, ...`` into
+``<run>/shards/<i>-of-<n>/``; :func:`faceattr.experiments.shards.merge_shards` combines them.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import os
+import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from faceattr.attribution import AttributionBatch, AttributionMethod, build_method
+from faceattr.attribution import AttributionBatch, AttributionMethod
 from faceattr.attribution.base import AttributionDetails
-from faceattr.attribution.target import TARGET_ERROR_STATUS, TargetSanity, target_sanity
-from faceattr.data.pairs import (
-    LoadedImage,
-    Pair,
-    PairSource,
-    build_manifest,
-    image_hashes,
-    manifest_sha256,
+from faceattr.attribution.target import TARGET_ERROR_STATUS, TargetSanity
+from faceattr.data.pairs import LoadedImage, Pair, PairSource, build_manifest, image_hashes
+from faceattr.data.pairs import manifest_sha256 as _manifest_sha256
+from faceattr.errors import GateFailedError, InputError
+from faceattr.experiments.context import (
+    ATTRIBUTION_CHUNK,
+    attribute_in_fixed_chunks,
+    attribution_batch,
+    build_methods,
+    build_model,
+    build_source,
+    embed_images,
+    falsification_settings,
+    fixed_chunks,
+    load_images,
+    pair_inputs,
+    ranked_maps,
+    take_rows,
+    target_sanity_fixed_chunks,
 )
-from faceattr.data.sources import build_source as build_pair_source
 from faceattr.experiments.folder import (
     RunFolder,
-    append_record,
     load_records,
     load_summary,
     prepare_folder,
-    write_records,
+    record_line,
+    verify_run,
     write_summary,
 )
 from faceattr.experiments.gate import model_gate
+from faceattr.experiments.identity import (
+    IDENTITY_FILE,
+    RunIdentity,
+    git_state,
+    identity_diff,
+    previous_runs,
+    read_identity,
+)
 from faceattr.experiments.provenance import provenance
-from faceattr.experiments.summary import RunSummary, summarise_method
+from faceattr.experiments.summary import GateResult, RunSummary, summarise_method
 from faceattr.falsification import FalsificationSettings, PairInputs, falsify_maps
 from faceattr.falsification.engine import clean_scores, failed_record
+from faceattr.integrity import (
+    LOCK_FILE,
+    PROVENANCE_FILE,
+    check_safe_name,
+    confined_path,
+    record_artefacts,
+    record_new_files,
+    record_prefix,
+    run_lock,
+    verified_prefix,
+    verify_artefacts,
+)
 from faceattr.io import atomic_write_text, read_json, write_json
-from faceattr.models.base import VerificationModel, embed_batched
-from faceattr.models.loading import load_model
+from faceattr.models.base import VerificationModel
 from faceattr.protocol import Protocol
 from faceattr.records import PairRecord
 
-__all__ = ["ATTRIBUTION_CHUNK", "GateFailedError", "RunFolder", "Shard", "build_source",
-           "falsification_settings", "finalize_run", "load_records", "load_summary",
-           "run_protocol"]
+__all__ = [
+    "ATTRIBUTION_CHUNK",
+    "GATE_FILE",
+    "GateFailedError",
+    "PreparedRun",
+    "RunFolder",
+    "Shard",
+    "attribute_in_fixed_chunks",
+    "build_source",
+    "clear_folder",
+    "falsification_settings",
+    "finalize_run",
+    "gate_failure",
+    "load_records",
+    "load_summary",
+    "prepare_run",
+    "resolve_run_folder",
+    "run_protocol",
+]
 
-
-class GateFailedError(RuntimeError):
-    """The model failed the verification gate; no attribution is trusted."""
+GATE_FILE = "gate.json"
+LINEAGE_FILE = "lineage.json"
+RECORDS_FILE = "records.jsonl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,118 +130,151 @@ class Shard:
         """Parse ``"i/n"``."""
         try:
             index, count = (int(part) for part in text.split("/"))
+            return cls(index, count)
         except ValueError:
-            raise ValueError(f"--shard {text!r}: expected i/n, e.g. 0/3") from None
-        return cls(index, count)
+            raise InputError(f"--shard {text!r}: expected i/n with 0 <= i < n, e.g. 0/3"
+                             ) from None
 
     def folder(self, run_root: Path) -> RunFolder:
         """The shard's folder inside the run folder."""
         return RunFolder(run_root / "shards" / f"{self.index}-of-{self.count}")
 
 
-def build_source(protocol: Protocol) -> PairSource:
-    """The protocol's pair source."""
-    return build_pair_source(protocol.data, seed=protocol.seed)
+@dataclass(frozen=True)
+class PreparedRun:
+    """A protocol resolved against the data, weights and code at hand: its identity and
+    folder, and what was loaded to compute them (reused by the run)."""
+
+    protocol: Protocol
+    source: PairSource
+    pairs: Sequence[Pair]
+    mine: Sequence[Pair]
+    images: dict[str, LoadedImage]
+    manifest: dict[str, object]
+    model: VerificationModel
+    identity: RunIdentity
+    root: Path
 
 
-def build_model(protocol: Protocol) -> VerificationModel:
-    """The protocol's verification model."""
-    weights = Path(protocol.model.weights) if protocol.model.weights else None
-    return load_model(protocol.model.name, weights_path=weights)
-
-
-def falsification_settings(protocol: Protocol) -> FalsificationSettings:
-    """The engine settings a protocol declares (parsed once, with the protocol)."""
-    return protocol.falsification.settings
-
-
-def build_methods(protocol: Protocol) -> list[AttributionMethod]:
-    """The protocol's methods, in canonical (id) order."""
-    return sorted((build_method(m.id, m.method, m.params_dict(), protocol.source_path)
-                   for m in protocol.methods), key=lambda m: m.method_id)
-
-
-def ranked_maps(protocol: Protocol, method_id: str,
-                maps: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The maps the falsification test ranks: as they are, or by magnitude (declared)."""
-    (spec,) = [m for m in protocol.methods if m.id == method_id]
-    return np.abs(maps) if spec.relevance == "abs" else maps
-
-
-def _load_images(source: PairSource, pairs: Sequence[Pair]) -> dict[str, LoadedImage]:
-    images: dict[str, LoadedImage] = {}
+def _check_names(protocol: Protocol, pairs: Sequence[Pair]) -> None:
+    check_safe_name("protocol name", protocol.name)
+    for method in protocol.methods:
+        check_safe_name("method id", method.id)
     for pair in pairs:
-        for image_id in (pair.image_a, pair.image_b):
-            if image_id not in images:
-                images[image_id] = source.load_image(image_id)
-    return images
+        check_safe_name(f"pair id (source {protocol.data.source!r})", pair.pair_id)
 
 
-def _embed_all(model: VerificationModel, images: dict[str, LoadedImage],
-               chunk: int) -> dict[str, NDArray[np.float32]]:
-    ids = sorted(images)
-    stacked = torch.from_numpy(np.stack([images[i].image for i in ids]))
-    embeddings = embed_batched(model, stacked, chunk_size=chunk).numpy()
-    return {image_id: embeddings[row] for row, image_id in enumerate(ids)}
+def _check_input_size(protocol: Protocol, model: VerificationModel,
+                      images: dict[str, LoadedImage]) -> None:
+    expected = (3, model.input_size_px, model.input_size_px)
+    for image_id, image in images.items():
+        if tuple(image.image.shape) != expected:
+            raise InputError(f"[data] images are {tuple(image.image.shape)} (e.g. {image_id!r}) "
+                             f"but model {model.name!r} takes {expected}; set [data] size_px = "
+                             f"{model.input_size_px} (and the matching alignment)")
 
 
-def load_pair_inputs(source: PairSource, pairs: Sequence[Pair], model: VerificationModel,
-                     forward_chunk: int) -> PairInputs:
-    """Load ``pairs`` (each image once) and embed their probes and partners."""
-    images = _load_images(source, pairs)
-    masks = [images[p.image_a].identity_mask for p in pairs]
-    probes = np.stack([images[p.image_a].image for p in pairs])
-    partners = np.stack([images[p.image_b].image for p in pairs])
-    return PairInputs(
-        pairs=pairs, probes=probes,
-        probe_embeddings=embed_batched(model, torch.from_numpy(probes),
-                                       chunk_size=forward_chunk).numpy(),
-        partner_embeddings=embed_batched(model, torch.from_numpy(partners),
-                                         chunk_size=forward_chunk).numpy(),
-        identity_masks=None if any(m is None for m in masks) else np.stack(masks))  # type: ignore[arg-type]
+def prepare_run(protocol: Protocol, reports_dir: Path, *, shard: Shard | None = None,
+                limit_pairs: int | None = None) -> PreparedRun:
+    """Load pairs, images and model and compute the run's identity and folder.
+
+    The folder lies inside ``reports_dir`` (a name that would escape it is refused).
+    """
+    source = build_source(protocol)
+    pairs = source.pairs()[:limit_pairs]
+    _check_names(protocol, pairs)
+    mine = pairs[shard.index::shard.count] if shard else pairs
+    images = load_images(source, mine)
+    manifest = build_manifest(source, pairs, image_hashes(source, pairs, images))
+    model = build_model(protocol)
+    _check_input_size(protocol, model, images)
+    identity = RunIdentity.current(protocol_sha256=protocol.content_sha256,
+                                   weights_sha256=model.weights_sha256,
+                                   manifest_sha256=_manifest_sha256(manifest))
+    name = identity.folder_name(protocol.name)
+    if limit_pairs is not None:
+        name += f"-first{limit_pairs}"
+    return PreparedRun(protocol=protocol, source=source, pairs=pairs, mine=mine, images=images,
+                       manifest=manifest, model=model, identity=identity,
+                       root=confined_path(reports_dir, name))
 
 
-def attribution_batch(model: VerificationModel, inputs: PairInputs,
-                      seed: int) -> AttributionBatch:
-    """The attribution methods' view of a batch of pairs."""
-    return AttributionBatch(model=model, probes=torch.from_numpy(inputs.probes),
-                            partner_embeddings=torch.from_numpy(inputs.partner_embeddings),
-                            pair_ids=tuple(p.pair_id for p in inputs.pairs),
-                            identity_masks=inputs.identity_masks, seed=seed)
+def resolve_run_folder(protocol: Protocol, reports_dir: Path) -> RunFolder:
+    """The folder a run of ``protocol`` has with the code, weights and data at hand."""
+    return RunFolder(prepare_run(protocol, reports_dir).root)
 
 
-#: Pairs per attribution call. Fixed (the last chunk is padded by repeating its last pair) so
-#: that a map's last bits never depend on how the run grouped its pairs: on CPU, kernels can
-#: pick a different blocking for a different batch size.
-ATTRIBUTION_CHUNK = 4
+# --- attribution and records ------------------------------------------------------------------
 
 
-def _take(batch: AttributionBatch, rows: list[int]) -> AttributionBatch:
-    return AttributionBatch(
-        model=batch.model, probes=batch.probes[rows],
-        partner_embeddings=batch.partner_embeddings[rows],
-        pair_ids=tuple(batch.pair_ids[r] for r in rows),
-        identity_masks=None if batch.identity_masks is None else batch.identity_masks[rows],
-        seed=batch.seed)
+@dataclass(frozen=True)
+class _Attributed:
+    details: AttributionDetails
+    failures: dict[int, tuple[str, str]]  # row -> (status, reason)
 
 
-def attribute_in_fixed_chunks(method: AttributionMethod,
-                              batch: AttributionBatch) -> AttributionDetails:
-    """Attribute a batch in chunks of exactly ``ATTRIBUTION_CHUNK`` pairs."""
-    maps: list[NDArray[np.float64]] = []
-    deltas: list[NDArray[np.float64]] = []
-    details = None
-    for rows, n_real in _fixed_chunks(batch.probes.shape[0]):
-        details = method.attribute_with_details(_take(batch, rows))
-        maps.append(details.maps[:n_real])
-        if details.convergence_delta is not None:
-            deltas.append(details.convergence_delta[:n_real])
-    if details is None:
-        raise ValueError("no pairs to attribute")
-    return AttributionDetails(maps=np.concatenate(maps),
-                              convergence_delta=np.concatenate(deltas) if deltas else None,
-                              layer=details.layer, native_resolution=details.native_resolution,
-                              upsampling=details.upsampling)
+def _attribute_rows(method: AttributionMethod, batch: AttributionBatch, rows: list[int],
+                    n_real: int) -> AttributionDetails:
+    details = method.attribute_with_details(take_rows(batch, rows))
+    return AttributionDetails(
+        maps=details.maps[:n_real],
+        convergence_delta=None if details.convergence_delta is None
+        else details.convergence_delta[:n_real],
+        layer=details.layer, native_resolution=details.native_resolution,
+        upsampling=details.upsampling)
+
+
+def _error(exc: BaseException) -> tuple[str, str]:
+    status = f"error:{type(exc).__name__}"
+    return status, (str(exc).splitlines() or [status])[0] or status
+
+
+def attribute_pairs(method: AttributionMethod, batch: AttributionBatch) -> _Attributed:
+    """Attribute in fixed chunks; a failing chunk is retried pair by pair, so an exception or a
+    non-finite map marks only the pairs it affects (``error:<type>``, ``error:NonFiniteMap``)
+    and never depends on how the run grouped its pairs."""
+    n, shape = batch.probes.shape[0], tuple(batch.probes.shape[-2:])
+    maps = np.zeros((n, *shape), dtype=np.float64)
+    deltas: NDArray[np.float64] | None = None
+    failures: dict[int, tuple[str, str]] = {}
+    facts: AttributionDetails | None = None
+    for rows, n_real in fixed_chunks(n):
+        parts: list[tuple[int, AttributionDetails]] = []
+        try:
+            parts.append((rows[0], _attribute_rows(method, batch, rows, n_real)))
+        except Exception:  # noqa: BLE001 — retried per pair below; failures become records
+            for row in rows[:n_real]:
+                try:
+                    parts.append((row, _attribute_rows(method, batch,
+                                                       [row] * ATTRIBUTION_CHUNK, 1)))
+                except Exception as exc:  # noqa: BLE001 — recorded per pair as error:<type>
+                    failures[row] = _error(exc)
+        for start, part in parts:
+            maps[start:start + part.maps.shape[0]] = part.maps
+            if part.convergence_delta is not None:
+                if deltas is None:
+                    deltas = np.zeros(n, dtype=np.float64)
+                deltas[start:start + part.maps.shape[0]] = part.convergence_delta
+            facts = part
+    for row in range(n):
+        if row not in failures and not np.isfinite(maps[row]).all():
+            bad = int((~np.isfinite(maps[row])).sum())
+            failures[row] = ("error:NonFiniteMap",
+                             f"{method.method_id} returned a map with {bad} non-finite values")
+        elif row not in failures and deltas is not None and not np.isfinite(deltas[row]):
+            failures[row] = ("error:NonFiniteMap",
+                             f"{method.method_id} returned a non-finite completeness residual")
+    for row in failures:
+        maps[row] = 0.0  # a constant map: the engine spends no forwards on it
+        if deltas is not None:
+            deltas[row] = 0.0
+    return _Attributed(
+        details=AttributionDetails(
+            maps=maps, convergence_delta=deltas,
+            layer=None if facts is None else facts.layer,
+            native_resolution=None if facts is None else facts.native_resolution,
+            upsampling=None if facts is None else facts.upsampling),
+        failures=failures)
 
 
 def _with_details(pairs: Sequence[Pair], records: list[PairRecord], details: AttributionDetails,
@@ -198,6 +283,9 @@ def _with_details(pairs: Sequence[Pair], records: list[PairRecord], details: Att
     becomes ``error:target`` (its map explains nothing)."""
     out: list[PairRecord] = []
     for i, record in enumerate(records):
+        if record.status.startswith("error:"):
+            out.append(record)
+            continue
         delta = None if details.convergence_delta is None else float(details.convergence_delta[i])
         grad_norm = None if sanity is None else sanity[i].grad_norm
         record = replace(record, attribution_sum=float(details.maps[i].sum()),
@@ -212,102 +300,172 @@ def _with_details(pairs: Sequence[Pair], records: list[PairRecord], details: Att
     return out
 
 
-def _fixed_chunks(n_rows: int) -> list[tuple[list[int], int]]:
-    """Row lists of exactly ``ATTRIBUTION_CHUNK`` (the last padded by repeating its last row)
-    and how many rows of each are real."""
-    chunks = []
-    for start in range(0, n_rows, ATTRIBUTION_CHUNK):
-        rows = list(range(start, min(start + ATTRIBUTION_CHUNK, n_rows)))
-        n_real = len(rows)
-        chunks.append((rows + [rows[-1]] * (ATTRIBUTION_CHUNK - n_real), n_real))
-    return chunks
-
-
-def _target_sanity_fixed_chunks(model: VerificationModel, inputs: PairInputs,
-                                grad_norm_min: float) -> list[TargetSanity]:
-    probes = torch.from_numpy(inputs.probes)
-    partners = torch.from_numpy(inputs.partner_embeddings)
-    out: list[TargetSanity] = []
-    for rows, n_real in _fixed_chunks(probes.shape[0]):
-        out += target_sanity(model, probes[rows], partners[rows],
-                             grad_norm_min=grad_norm_min)[:n_real]
-    return out
+def _falsify(model: VerificationModel, inputs: PairInputs, maps: NDArray[np.float64], *,
+             method_id: str, seed: int, settings: FalsificationSettings) -> list[PairRecord]:
+    """The engine on the batch; if it raises, pair by pair (a failing pair is an error)."""
+    try:
+        return falsify_maps(model, inputs, maps, method_id=method_id, seed=seed,
+                            settings=settings)
+    except Exception:  # noqa: BLE001 — retried per pair; failures become records
+        scores = clean_scores(inputs)
+        out = []
+        for i, pair in enumerate(inputs.pairs):
+            one = inputs.subset([i])
+            try:
+                out += falsify_maps(model, one, maps[i:i + 1], method_id=method_id, seed=seed,
+                                    settings=settings)
+            except Exception as exc:  # noqa: BLE001 — recorded per pair as error:<type>
+                status, reason = _error(exc)
+                out.append(failed_record(pair, model.name, method_id, status, reason,
+                                         float(scores[i]), settings.verdict))
+        return out
 
 
 def _method_records(method: AttributionMethod, model: VerificationModel, inputs: PairInputs,
-                    protocol: Protocol,
-                    settings: FalsificationSettings,
+                    protocol: Protocol, settings: FalsificationSettings,
                     sanity: Sequence[TargetSanity]) -> list[PairRecord]:
-    batch = attribution_batch(model, inputs, protocol.seed)
-    try:
-        details = attribute_in_fixed_chunks(method, batch)
-    except Exception as exc:  # noqa: BLE001 — recorded per pair as error:<type>, never dropped
-        status = f"error:{type(exc).__name__}"
-        scores = clean_scores(inputs)
-        return [failed_record(p, model.name, method.method_id, status, str(exc) or status,
-                              float(scores[i]), settings.verdict)
-                for i, p in enumerate(inputs.pairs)]
-    ranked = ranked_maps(protocol, method.method_id, details.maps)
-    records = falsify_maps(model, inputs, ranked, method_id=method.method_id,
-                           seed=protocol.seed, settings=settings)
+    attributed = attribute_pairs(method, attribution_batch(model, inputs, protocol.seed))
+    ranked = ranked_maps(protocol, method.method_id, attributed.details.maps)
+    records = _falsify(model, inputs, ranked, method_id=method.method_id, seed=protocol.seed,
+                       settings=settings)
     checked = None if method.info.is_control else sanity
-    return _with_details(inputs.pairs, records, details, checked,
-                         settings.verdict)
+    records = _with_details(inputs.pairs, records, attributed.details, checked,
+                            settings.verdict)
+    for row, (status, reason) in sorted(attributed.failures.items()):
+        records[row] = failed_record(inputs.pairs[row], model.name, method.method_id, status,
+                                     reason, records[row].score_clean, settings.verdict)
+    return records
 
 
-def _resume(folder: RunFolder, n_methods: int) -> int:
-    """Keep the records of fully processed pairs (cut a torn tail); return their count."""
-    records = load_records(folder)
-    n_pairs_done = len(records) // n_methods
-    if len(records) != n_pairs_done * n_methods or not folder.records.exists():
-        write_records(folder, records[:n_pairs_done * n_methods])
-    return n_pairs_done
+class _RecordsLog:
+    """``records.jsonl``: appended per line, checkpointed (hash of the prefix) per batch."""
+
+    def __init__(self, folder: RunFolder) -> None:
+        self.folder = folder
+        path = folder.records
+        n_bytes = verified_prefix(folder.root, RECORDS_FILE)
+        data = path.read_bytes()[:n_bytes] if path.exists() else b""
+        if not path.exists() or path.stat().st_size != n_bytes:
+            atomic_write_text(path, data.decode("utf-8"))  # cut an unrecorded tail
+        self.digest = hashlib.sha256(data)
+        self.n_bytes = n_bytes
+        self.n_lines = data.count(b"\n")
+
+    def append(self, records: Sequence[PairRecord]) -> None:
+        lines = "".join(record_line(r, str(self.folder.records)) for r in records)
+        data = lines.encode("utf-8")
+        with self.folder.records.open("ab") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.digest.update(data)
+        self.n_bytes += len(data)
+        self.n_lines += len(records)
+        record_prefix(self.folder.root, RECORDS_FILE, self.digest.hexdigest(), self.n_bytes)
 
 
-def _check_gate(model: VerificationModel, pairs: Sequence[Pair],
-                embeddings: dict[str, NDArray[np.float32]], min_auc: float) -> None:
-    inputs = PairInputs(pairs=pairs, probes=np.zeros((0, 3, 1, 1), dtype=np.float32),
-                        probe_embeddings=np.stack([embeddings[p.image_a] for p in pairs]),
-                        partner_embeddings=np.stack([embeddings[p.image_b] for p in pairs]))
-    gate = model_gate(model.name, clean_scores(inputs),
-                      np.array([p.is_genuine for p in pairs]), min_auc=min_auc)
-    if not gate.passed:
-        raise GateFailedError(f"model {model.name} failed the gate: AUC {gate.auc:.4f} < "
-                              f"{gate.min_auc:g} on {len(pairs)} pairs; attributions of a model "
-                              "that does not verify faces are not trusted")
-
-
-def _process(folder: RunFolder, protocol: Protocol, model: VerificationModel,
-             pairs: Sequence[Pair], images: dict[str, LoadedImage],
+def _process(folder: RunFolder, prepared: PreparedRun,
              embeddings: dict[str, NDArray[np.float32]], progress: bool) -> int:
+    protocol, model = prepared.protocol, prepared.model
     methods = build_methods(protocol)
     settings = falsification_settings(protocol)
-    n_done = _resume(folder, len(methods))
-    todo = pairs[n_done:]
+    log = _RecordsLog(folder)
+    n_done = log.n_lines // len(methods)
+    if n_done * len(methods) != log.n_lines:
+        raise ValueError(f"{folder.records}: checkpoint holds {log.n_lines} lines, not a "
+                         f"multiple of {len(methods)} methods")
+    todo = prepared.mine[n_done:]
     step = protocol.execution.pairs_per_batch
     for start in tqdm(range(0, len(todo), step), desc=protocol.name, unit="batch",
                       disable=not progress):
         chunk = todo[start:start + step]
-        masks = [images[p.image_a].identity_mask for p in chunk]
-        stacked = None if any(m is None for m in masks) else np.stack(masks)  # type: ignore[arg-type]
-        inputs = PairInputs(
-            pairs=chunk, probes=np.stack([images[p.image_a].image for p in chunk]),
-            probe_embeddings=np.stack([embeddings[p.image_a] for p in chunk]),
-            partner_embeddings=np.stack([embeddings[p.image_b] for p in chunk]),
-            identity_masks=stacked)
-        sanity = _target_sanity_fixed_chunks(model, inputs,
-                                             protocol.model.target_grad_norm_min)
+        inputs = pair_inputs(chunk, prepared.images, embeddings)
+        sanity = target_sanity_fixed_chunks(model, inputs, protocol.model.target_grad_norm_min)
         by_method = [_method_records(m, model, inputs, protocol, settings, sanity)
                      for m in methods]
-        for i in range(len(chunk)):
-            for records in by_method:
-                append_record(folder, records[i])
+        log.append([records[i] for i in range(len(chunk)) for records in by_method])
     return n_done
 
 
-def finalize_run(folder: RunFolder, protocol: Protocol, manifest: dict[str, object],
-                 records: Sequence[PairRecord], *, weights_sha256: str, threads: int) -> None:
-    """Write provenance and the summary of a complete run, from its records only."""
+# --- the gate ---------------------------------------------------------------------------------
+
+
+def _gate(model: VerificationModel, pairs: Sequence[Pair],
+          embeddings: dict[str, NDArray[np.float32]], min_auc: float) -> GateResult:
+    inputs = PairInputs(pairs=pairs, probes=np.zeros((0, 3, 1, 1), dtype=np.float32),
+                        probe_embeddings=np.stack([embeddings[p.image_a] for p in pairs]),
+                        partner_embeddings=np.stack([embeddings[p.image_b] for p in pairs]))
+    return model_gate(model.name, clean_scores(inputs),
+                      np.array([p.is_genuine for p in pairs]), min_auc=min_auc)
+
+
+def gate_message(gate: GateResult) -> str:
+    """``model gate failed (AUC 0.7100 < 0.95 on 40 pairs)``."""
+    return (f"model gate failed: {gate.model} AUC {gate.auc:.4f} < {gate.min_auc:g} on "
+            f"{gate.n_genuine + gate.n_impostor} pairs; attributions of a model that does not "
+            "verify faces are not trusted")
+
+
+def gate_failure(root: Path) -> GateResult | None:
+    """The failed gate of a run folder (``gate.json``), or None when it has none."""
+    path = root / GATE_FILE
+    return GateResult(**read_json(path)) if path.exists() else None
+
+
+# --- the folder -------------------------------------------------------------------------------
+
+
+def clear_folder(root: Path, *, keep: tuple[str, ...] = ()) -> None:
+    """Delete a run folder's contents (never its lock, nor the names in ``keep``)."""
+    for child in root.iterdir():
+        if child.name.startswith(LOCK_FILE) or child.name in keep:
+            continue
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _lineage(prepared: PreparedRun, reports_dir: Path) -> dict[str, object] | None:
+    previous = previous_runs(reports_dir, prepared.protocol.name, exclude=prepared.root.name)
+    if not previous:
+        return None
+    before = read_identity(previous[0])
+    return {"previous_run": previous[0].name,
+            "differences": identity_diff(before, prepared.identity.to_json()),
+            "compare": f"faceattr compare {previous[0]} {prepared.root}"}
+
+
+def start_folder(folder: RunFolder, prepared: PreparedRun, *, threads: int,
+                 lineage: dict[str, object] | None) -> None:
+    """Write the identity, manifest and provenance of a new run and record their hashes."""
+    prepare_folder(folder, prepared.protocol)
+    root = folder.root
+    write_json(root / IDENTITY_FILE, prepared.identity.to_json())
+    write_json(folder.manifest, prepared.manifest)
+    commit, dirty = git_state()
+    document = provenance(protocol_sha256=prepared.protocol.content_sha256,
+                          manifest_sha256=prepared.identity.manifest_sha256,
+                          seed=prepared.protocol.seed, model=prepared.model.name,
+                          weights_sha256=prepared.model.weights_sha256, threads=threads)
+    document |= {"git_commit": commit, "git_dirty": dirty,
+                 "identity_sha256": prepared.identity.sha256, "artefacts": {}}
+    write_json(root / PROVENANCE_FILE, document)
+    if lineage is not None:
+        write_json(root / LINEAGE_FILE, lineage)
+    record_new_files(root)
+
+
+def _check_resumable(folder: RunFolder, prepared: PreparedRun) -> None:
+    verify_artefacts(folder.root, required=("protocol.json", IDENTITY_FILE, "manifest.json"),
+                     growing=(RECORDS_FILE,))
+    prepare_folder(folder, prepared.protocol)
+    if read_identity(folder.root) != prepared.identity.to_json():
+        raise ValueError(f"{folder.root}: identity.json differs from the run's identity")
+
+
+def finalize_run(folder: RunFolder, protocol: Protocol, records: Sequence[PairRecord]) -> None:
+    """Write the summary of a complete run, from its records only, and record it."""
     by_pair: dict[str, PairRecord] = {}
     for record in records:
         by_pair.setdefault(record.pair_id, record)
@@ -315,138 +473,103 @@ def finalize_run(folder: RunFolder, protocol: Protocol, manifest: dict[str, obje
     labels = np.array([by_pair[p].is_genuine for p in sorted(by_pair)])
     gate = model_gate(protocol.model.name, scores, labels, min_auc=protocol.model.min_auc)
     method_ids = sorted({r.method for r in records})
+    identity = read_identity(folder.root)
     summary = RunSummary(
-        run_name=protocol.run_name, protocol_sha256=protocol.content_sha256,
-        manifest_sha256=manifest_sha256(manifest), seed=protocol.seed, n_pairs=len(by_pair),
-        gate=gate,
+        run_name=folder.root.name, protocol_sha256=protocol.content_sha256,
+        manifest_sha256=str(identity["manifest_sha256"]), seed=protocol.seed,
+        n_pairs=len(by_pair), gate=gate,
         methods={m: summarise_method([r for r in records if r.method == m],
                                      alpha=protocol.alpha,
                                      interval_method=protocol.interval_method)
                  for m in method_ids})
-    write_json(folder.provenance, provenance(
-        protocol_sha256=protocol.content_sha256, manifest_sha256=summary.manifest_sha256,
-        seed=protocol.seed, model=protocol.model.name, weights_sha256=weights_sha256,
-        threads=threads))
     write_summary(folder, summary)
+    record_new_files(folder.root)
 
 
-def randomisation_stage(folder: RunFolder, protocol: Protocol) -> None:
-    """Adebayo et al.'s randomisation test of every method, written to ``randomisation.json``,
-    the completeness trend and the attribution gallery of the first two pairs (skipped when
-    the protocol declares no ``[randomisation]`` or the file exists)."""
-    from faceattr.experiments.gallery import write_gallery
-    from faceattr.randomisation.stage import run_randomisation, write_randomisation
+def run_stages(folder: RunFolder, protocol: Protocol, threads: int) -> None:
+    """The optional stages after the records, each recorded in the ledger as it finishes."""
+    from faceattr.experiments.stages import (
+        artefact_stage,
+        comparison_stage,
+        determinism_stage,
+        randomisation_stage,
+    )
 
-    spec = protocol.randomisation
-    if spec is None or (folder.root / "randomisation.json").exists():
-        return
-    source = build_source(protocol)
-    pairs = source.pairs()
-    model = build_model(protocol)
-    probes = np.stack([source.load_image(p.image_a).image for p in pairs])
-    partners = torch.from_numpy(np.stack([source.load_image(p.image_b).image for p in pairs]))
-    masks = [source.load_image(p.image_a).identity_mask for p in pairs]
-    batch = AttributionBatch(
-        model=model, probes=torch.from_numpy(probes),
-        partner_embeddings=embed_batched(model, partners,
-                                         chunk_size=protocol.execution.forward_chunk),
-        pair_ids=tuple(p.pair_id for p in pairs),
-        identity_masks=None if any(m is None for m in masks) else np.stack(masks),  # type: ignore[arg-type]
-        seed=protocol.seed)
-    result = run_randomisation(model, build_methods(protocol), batch, partner_images=partners,
-                               seed=protocol.seed, n_pairs=min(spec.n_pairs, len(pairs)),
-                               topk_frac=spec.topk_frac)
-    write_randomisation(folder.root, result)
-    gallery_rows = list(range(min(2, len(pairs))))
-    ranked = {m.id: m.relevance == "abs" for m in protocol.methods}
-    methods = build_methods(protocol)
-    write_gallery(folder.root, [(m, ranked[m.method_id]) for m in methods],
-                  _take(batch, gallery_rows), falsification_settings(protocol))
-    if spec.completeness_n_steps:
-        from faceattr.experiments.completeness_trend import completeness_trend
-
-        rows = list(range(min(spec.n_pairs, len(pairs))))
-        completeness_trend(folder.root, protocol.methods, _take(batch, rows),
-                           n_steps_grid=spec.completeness_n_steps, where=protocol.source_path)
-
-
-def artefact_stage(folder: RunFolder, protocol: Protocol) -> None:
-    """The shape and blur artefact controls under every declared fill (``[artefacts]``)."""
-    from faceattr.experiments.artefact_stage import run_artefact_stage
-
-    run_artefact_stage(folder.root, protocol)
-
-
-def determinism_stage(folder: RunFolder, protocol: Protocol, threads: int) -> None:
-    """Re-run the first pairs in fresh processes (``[determinism]``), once."""
-    from faceattr.experiments.determinism import run_determinism_stage
-
-    spec = protocol.determinism
-    if spec is None or (folder.root / "determinism.json").exists():
-        return
-    stochastic = tuple(m.method_id for m in build_methods(protocol) if m.info.stochastic)
-    run_determinism_stage(folder.root, json.loads(protocol.raw), n_pairs=spec.n_pairs,
-                          stochastic_methods=stochastic, threads=threads)
-
-
-def comparison_stage(folder: RunFolder, protocol: Protocol) -> None:
-    """Compare the finished run with the declared baseline (``comparison.json``/``.txt``)."""
-    from faceattr.compare import compare_paths
-    from faceattr.compare.result import render_text
-
-    spec = protocol.baseline
-    if spec is None or (folder.root / "comparison.json").exists():
-        return
-    result = compare_paths(Path(spec.path), folder.root, margin=spec.margin, alpha=spec.alpha)
-    write_json(folder.root / "comparison.json", result.to_json())
-    atomic_write_text(folder.root / "comparison.txt", render_text(result))
+    for stage in (randomisation_stage, artefact_stage):
+        stage(folder, protocol)
+        record_new_files(folder.root)
+    determinism_stage(folder, protocol, threads)
+    record_new_files(folder.root)
+    finalize_run(folder, protocol, load_records(folder))
+    comparison_stage(folder, protocol)
+    record_new_files(folder.root)
 
 
 def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
                  progress: bool = True, shard: Shard | None = None,
-                 limit_pairs: int | None = None) -> RunFolder:
+                 limit_pairs: int | None = None, force_rerun: bool = False) -> RunFolder:
     """Run (or resume, or reuse) the protocol's run — or one shard of it.
 
-    ``limit_pairs`` runs only the first pairs into ``<run>-first<n>/``, without the gate, the
-    stages or a summary: records only (the determinism stage's re-runs).
+    The run is reused or resumed only when its identity (protocol, code, weights, data,
+    libraries, device) is unchanged and its artefacts verify; otherwise it goes to a new
+    folder. ``limit_pairs`` runs only the first pairs into ``<run>-first<n>/``, without the
+    gate, the stages or a summary: records only (the determinism stage's re-runs).
+    ``force_rerun`` discards the folder's contents first.
 
     Returns
     -------
     RunFolder
         The complete run's folder, or the shard's folder.
+
+    Raises
+    ------
+    GateFailedError
+        The model failed the gate on the run's pairs (``gate.json`` is written; exit 1).
+    RunLockedError, IntegrityError
+        Another process writes the folder; an artefact was edited after the run.
     """
-    run_root = reports_dir / (protocol.run_name if limit_pairs is None
-                              else f"{protocol.run_name}-first{limit_pairs}")
-    folder = shard.folder(run_root) if shard else RunFolder(run_root)
-    prepare_folder(folder, protocol)
-    if folder.summary.exists() or folder.shard_done.exists():
-        return folder
+    prepared = prepare_run(protocol, reports_dir, shard=shard, limit_pairs=limit_pairs)
+    folder = shard.folder(prepared.root) if shard else RunFolder(prepared.root)
+    with run_lock(folder.root):
+        if force_rerun:
+            clear_folder(folder.root)
+        if (folder.root / PROVENANCE_FILE).exists():
+            failed = gate_failure(folder.root)
+            if folder.summary.exists() or folder.shard_done.exists() or failed is not None:
+                verify_run(folder)
+                if failed is not None:
+                    raise GateFailedError(gate_message(failed), folder.root)
+                return folder
+            _check_resumable(folder, prepared)
+        else:
+            lineage = None if shard or limit_pairs else _lineage(prepared, reports_dir)
+            start_folder(folder, prepared, threads=threads, lineage=lineage)
+        return _run_records(folder, prepared, threads=threads, progress=progress,
+                            shard=shard, limit_pairs=limit_pairs)
+
+
+def _run_records(folder: RunFolder, prepared: PreparedRun, *, threads: int, progress: bool,
+                 shard: Shard | None, limit_pairs: int | None) -> RunFolder:
+    protocol = prepared.protocol
     started = time.time()
-    source = build_source(protocol)
-    pairs = source.pairs()[:limit_pairs]
-    mine = pairs[shard.index::shard.count] if shard else pairs
-    images = _load_images(source, mine)
-    manifest = build_manifest(source, pairs, image_hashes(source, pairs, images))
-    write_json(folder.manifest, manifest)
-    model = build_model(protocol)
-    embeddings = _embed_all(model, images, protocol.execution.forward_chunk)
+    embeddings = embed_images(prepared.model, prepared.images, protocol.execution.forward_chunk)
     if limit_pairs is None:  # a partial re-run (determinism stage) reuses the full run's gate
-        _check_gate(model, mine, embeddings, protocol.model.min_auc)
-    n_resumed = _process(folder, protocol, model, mine, images, embeddings, progress)
-    timing = {"wall_s": time.time() - started, "finished_unix_s": time.time(),
-              "resumed_pairs": n_resumed}
-    write_json(folder.timing, timing)
+        gate = _gate(prepared.model, prepared.mine, embeddings, protocol.model.min_auc)
+        if not gate.passed:
+            write_json(folder.root / GATE_FILE, asdict(gate))
+            record_new_files(folder.root)
+            raise GateFailedError(gate_message(gate), folder.root)
+    n_resumed = _process(folder, prepared, embeddings, progress)
+    write_json(folder.timing, {"wall_s": time.time() - started, "finished_unix_s": time.time(),
+                               "resumed_pairs": n_resumed})
     if shard is not None:
         write_json(folder.shard_done, {"index": shard.index, "count": shard.count,
-                                       "n_pairs": len(mine), "weights_sha256":
-                                       model.weights_sha256})
+                                       "n_pairs": len(prepared.mine),
+                                       "weights_sha256": prepared.model.weights_sha256})
     elif limit_pairs is None:
-        randomisation_stage(folder, protocol)
-        artefact_stage(folder, protocol)
-        determinism_stage(folder, protocol, threads)
-        finalize_run(folder, protocol, manifest, load_records(folder),
-                     weights_sha256=model.weights_sha256, threads=threads)
-        comparison_stage(folder, protocol)
+        record_artefacts(folder.root, "timing.json")
+        run_stages(folder, protocol, threads)
+    record_new_files(folder.root)
     return folder
 
 
@@ -454,3 +577,4 @@ def shard_info(folder: RunFolder) -> dict[str, object]:
     """The done-marker of a shard."""
     info: dict[str, object] = read_json(folder.shard_done)
     return info
+

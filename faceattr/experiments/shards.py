@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from faceattr.experiments.folder import RunFolder, load_records, prepare_folder, write_records
+from faceattr.errors import InputError
+from faceattr.experiments.folder import RunFolder, load_records, verify_run, write_records
 from faceattr.experiments.run import (
+    PreparedRun,
     Shard,
-    comparison_stage,
-    determinism_stage,
-    finalize_run,
-    randomisation_stage,
+    clear_folder,
+    prepare_run,
+    run_stages,
+    start_folder,
 )
+from faceattr.integrity import record_artefacts, run_lock
 from faceattr.io import read_json, write_json
 from faceattr.protocol import Protocol
 from faceattr.records import PairRecord
@@ -19,41 +22,46 @@ from faceattr.records import PairRecord
 __all__ = ["merge_shards"]
 
 
-def merge_shards(protocol: Protocol, reports_dir: Path, *, count: int,
-                 threads: int = 1) -> RunFolder:
-    """Combine shards ``0..count-1`` of the protocol's run.
-
-    Every shard must be complete and carry the same manifest; records are put in the
-    canonical order (manifest pair order, then method id) and the summary is computed from
-    them exactly as for an unsharded run.
-    """
-    folder = RunFolder(reports_dir / protocol.run_name)
-    prepare_folder(folder, protocol)
-    shards = [Shard(i, count).folder(folder.root) for i in range(count)]
-    missing = [str(s.root) for s in shards if not s.shard_done.exists()]
-    if missing:
-        raise ValueError(f"cannot merge: incomplete shard(s) {', '.join(missing)}; run "
-                         f"`faceattr run PROTOCOL --shard i/{count}` for each first")
-    manifest = read_json(shards[0].manifest)
-    for shard in shards[1:]:
-        if read_json(shard.manifest) != manifest:
-            raise ValueError(f"cannot merge: {shard.root} has a different manifest")
-    order = {row["pair_id"]: i for i, row in enumerate(manifest["pairs"])}
+def _merged_records(prepared: PreparedRun, shards: list[RunFolder]) -> list[PairRecord]:
+    rows: list[dict[str, object]] = prepared.manifest["pairs"]  # type: ignore[assignment]
+    order = {str(row["pair_id"]): i for i, row in enumerate(rows)}
     records: list[PairRecord] = [r for s in shards for r in load_records(s)]
     records.sort(key=lambda r: (order[r.pair_id], r.method))
     seen = {(r.pair_id, r.method) for r in records}
     if len(seen) != len(records) or len({r.pair_id for r in records}) != len(order):
-        raise ValueError("cannot merge: shards overlap or miss pairs")
-    write_json(folder.manifest, manifest)
-    write_records(folder, records)
-    weights = {read_json(s.shard_done)["weights_sha256"] for s in shards}
-    if len(weights) != 1:
-        raise ValueError("cannot merge: shards were run with different model weights")
-    wall_s = sum(float(read_json(s.timing)["wall_s"]) for s in shards)
-    write_json(folder.timing, {"wall_s": wall_s, "merged_shards": count})
-    randomisation_stage(folder, protocol)
-    determinism_stage(folder, protocol, threads)
-    finalize_run(folder, protocol, manifest, records, weights_sha256=weights.pop(),
-                 threads=threads)
-    comparison_stage(folder, protocol)
+        raise InputError("cannot merge: shards overlap or miss pairs")
+    return records
+
+
+def merge_shards(protocol: Protocol, reports_dir: Path, *, count: int,
+                 threads: int = 1) -> RunFolder:
+    """Combine shards ``0..count-1`` of the protocol's run.
+
+    Every shard must be complete, verify against its own ledger and carry this run's
+    manifest; records are put in the canonical order (manifest pair order, then method id)
+    and the summary is computed from them exactly as for an unsharded run.
+    """
+    prepared = prepare_run(protocol, reports_dir)
+    folder = RunFolder(prepared.root)
+    shards = [Shard(i, count).folder(folder.root) for i in range(count)]
+    missing = [str(s.root) for s in shards if not s.shard_done.exists()]
+    if missing:
+        raise InputError(f"cannot merge: incomplete shard(s) {', '.join(missing)}; run "
+                         f"`faceattr run PROTOCOL --shard i/{count}` for each first")
+    with run_lock(folder.root):
+        for shard in shards:
+            verify_run(shard)
+            if read_json(shard.manifest) != prepared.manifest:
+                raise InputError(f"cannot merge: {shard.root} has another manifest than this "
+                                 "run's data; re-run that shard")
+        if folder.summary.exists():
+            verify_run(folder)
+            return folder
+        clear_folder(folder.root, keep=("shards",))  # an interrupted merge starts over
+        start_folder(folder, prepared, threads=threads, lineage=None)
+        write_records(folder, _merged_records(prepared, shards))
+        wall_s = sum(float(read_json(s.timing)["wall_s"]) for s in shards)
+        write_json(folder.timing, {"wall_s": wall_s, "merged_shards": count})
+        record_artefacts(folder.root, "records.jsonl", "timing.json")
+        run_stages(folder, protocol, threads)
     return folder

@@ -102,6 +102,15 @@ class PairInputs:
     partner_embeddings: NDArray[np.float32]  # (N, D)
     identity_masks: NDArray[np.bool_] | None = None  # (N, H, W)
 
+    def subset(self, rows: Sequence[int]) -> PairInputs:
+        """The pairs at ``rows``, in that order."""
+        index = list(rows)
+        return PairInputs(
+            pairs=[self.pairs[i] for i in index], probes=self.probes[index],
+            probe_embeddings=self.probe_embeddings[index],
+            partner_embeddings=self.partner_embeddings[index],
+            identity_masks=None if self.identity_masks is None else self.identity_masks[index])
+
     def quality(self, row: int, relevance: NDArray[np.float64]) -> MapQuality | None:
         """Ground-truth quality of a finite map of pair ``row`` (None without a mask)."""
         if self.identity_masks is None:

@@ -7,12 +7,101 @@ embeddings. Nothing downstream ever re-implements a model's normalisation (PITFA
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["VerificationModel", "embed_batched", "geodesic_distance_rad", "verification_score"]
+from faceattr.errors import InputError
+
+__all__ = ["VerificationModel", "embed_batched", "geodesic_distance_rad", "load_checked_state_dict",
+           "read_state_dict", "verification_score"]
+
+_REASON_CHARS = 100
+
+
+def _reason(exc: BaseException) -> str:
+    """The first sentence of an exception's message, shortened (for one-line errors)."""
+    if isinstance(exc, pickle.UnpicklingError):
+        # torch's message is a multi-line essay suggesting weights_only=False: never that here
+        return "UnpicklingError: refused by the weights-only loader"
+    text = " ".join(str(exc).split())
+    first = text.split(". ")[0].rstrip(".")
+    if len(first) > _REASON_CHARS:
+        first = first[:_REASON_CHARS - 3] + "..."
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def read_state_dict(path: Path, *, what: str, fix: str) -> dict[str, torch.Tensor]:
+    """Read a ``state_dict`` file with ``torch.load(..., weights_only=True)`` onto the CPU.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The weights file (the caller has checked that it exists).
+    what : str
+        The model, for messages (e.g. ``"FaceNet"``).
+    fix : str
+        What the user should do about a bad file (e.g. ``"re-download <url>"``).
+
+    Raises
+    ------
+    faceattr.errors.InputError
+        One line naming the file and ``fix`` if the file cannot be unpickled (garbage, truncated,
+        not a weights-only file, unreadable) or does not hold a ``{name: tensor}`` mapping.
+    """
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - whatever torch raises, the user's file is at fault
+        raise InputError(f"{path}: not a loadable {what} state_dict (corrupt, truncated or not "
+                         f"a torch weights file: {_reason(exc)}); {fix}") from None
+    if not isinstance(state, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise InputError(f"{path}: not a loadable {what} state_dict (it holds a "
+                         f"{type(state).__name__}, not a mapping of names to tensors); {fix}")
+    return dict(state)
+
+
+def _first(names: list[str]) -> str:
+    return f"{len(names)}, first {names[0]!r}"
+
+
+def load_checked_state_dict(network: nn.Module, state: Mapping[str, torch.Tensor], path: Path,
+                            *, what: str, fix: str) -> None:
+    """``network.load_state_dict(state, strict=True)``, with a one-line error for a wrong file.
+
+    ``what`` names the architecture with its article (``"an InceptionResnetV1"``); ``fix`` is as
+    in :func:`read_state_dict`.
+
+    Raises
+    ------
+    faceattr.errors.InputError
+        One line naming the file, the missing / unexpected / wrongly shaped entries (counts and
+        the first of each) and ``fix``.
+    """
+    expected = network.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    reshaped = sorted(k for k in expected if k in state and state[k].shape != expected[k].shape)
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_first(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_first(unexpected)}")
+    if reshaped:
+        key = reshaped[0]
+        problems.append(f"wrong shapes: {_first(reshaped)} is {tuple(state[key].shape)}, "
+                        f"expected {tuple(expected[key].shape)}")
+    if not problems:
+        try:
+            network.load_state_dict(state, strict=True)
+            return
+        except RuntimeError as exc:
+            problems.append(" ".join(str(exc).split())[:_REASON_CHARS])
+    raise InputError(f"{path}: not {what} state_dict ({'; '.join(problems)}); {fix}")
 
 
 @dataclass(frozen=True, eq=False)

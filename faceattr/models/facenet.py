@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +38,9 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from faceattr.errors import InputError, MissingFileError
 from faceattr.models._torchvision_shim import import_facenet_pytorch
-from faceattr.models.base import VerificationModel
+from faceattr.models.base import VerificationModel, load_checked_state_dict, read_state_dict
 from faceattr.models.cache import sha256_file
 from faceattr.rng import torch_generator
 
@@ -94,13 +94,13 @@ def find_facenet_weights(weight_set: str, weights_path: Path | None = None) -> P
 
     Raises
     ------
-    ValueError
+    faceattr.errors.InputError
         For an unknown weight set.
-    FileNotFoundError
+    faceattr.errors.MissingFileError
         One line naming the missing file and where to put it.
     """
     if weight_set not in FACENET_WEIGHT_FILES:
-        raise ValueError(f"unknown FaceNet weight set {weight_set!r}; known: "
+        raise InputError(f"unknown FaceNet weight set {weight_set!r}; known: "
                          f"{', '.join(FACENET_WEIGHT_FILES)}")
     filename = FACENET_WEIGHT_FILES[weight_set]
     if weights_path is not None:
@@ -110,7 +110,7 @@ def find_facenet_weights(weight_set: str, weights_path: Path | None = None) -> P
     else:
         candidate, origin = _torch_home() / "checkpoints" / filename, "torch cache"
     if not candidate.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"FaceNet {weight_set} weights not found ({origin}: {candidate}); download "
             f"{_RELEASE_URL}{filename} and put it at {_torch_home() / 'checkpoints' / filename}, "
             f"or pass its path (--weights / {FACENET_WEIGHTS_ENV})")
@@ -133,6 +133,14 @@ def load_facenet(weight_set: str = "vggface2", weights_path: Path | None = None
         A facenet-pytorch ``state_dict``; ``None`` uses ``$FACEATTR_FACENET_WEIGHTS`` or torch's
         cache. The classifier head (``logits.*``) in the released files is dropped.
 
+    Raises
+    ------
+    faceattr.errors.MissingFileError
+        If the weights file is not found (see :func:`find_facenet_weights`).
+    faceattr.errors.InputError
+        If the file is not a loadable InceptionResnetV1 state_dict (one line naming the file and
+        the release URL to re-download).
+
     Returns
     -------
     VerificationModel
@@ -141,19 +149,11 @@ def load_facenet(weight_set: str = "vggface2", weights_path: Path | None = None
         (:func:`faceattr.data.images.prepare_photo` with ``alignment="mtcnn"``).
     """
     path = find_facenet_weights(weight_set, weights_path)
-    try:
-        state: dict[str, torch.Tensor] = torch.load(path, weights_only=True, map_location="cpu")
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"{path}: not a loadable FaceNet state_dict ({first}); re-download "
-                         f"{_RELEASE_URL}{FACENET_WEIGHT_FILES[weight_set]}") from None
+    fix = f"re-download {_RELEASE_URL}{FACENET_WEIGHT_FILES[weight_set]}"
+    state = read_state_dict(path, what="FaceNet", fix=fix)
     state = {k: v for k, v in state.items() if not k.startswith("logits.")}
     network = build_inception_resnet_v1()
-    try:
-        network.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: not an InceptionResnetV1 state_dict "
-                         f"({str(exc).splitlines()[0]})") from None
+    load_checked_state_dict(network, state, path, what="an InceptionResnetV1", fix=fix)
     network.eval()
     return VerificationModel(name=_model_name(weight_set), network=network,
                              input_size_px=FACENET_INPUT_SIZE_PX, pixel_mean=_PIXEL_MEAN,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from faceattr.errors import InputError
 from faceattr.models.base import VerificationModel
 
 __all__ = ["MODEL_NAMES", "load_model"]
@@ -44,4 +45,4 @@ def load_model(name: str, *, weights_path: Path | None = None, seed: int = 0) ->
         from faceattr.models.facenet import random_facenet
 
         return random_facenet(seed)
-    raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+    raise InputError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from faceattr.models.base import VerificationModel
+from faceattr.errors import MissingFileError
+from faceattr.models.base import VerificationModel, load_checked_state_dict, read_state_dict
 
 __all__ = [
     "EMBEDDING_DIM",
@@ -111,18 +112,21 @@ def load_synthetic_model(weights_path: Path | None = None) -> VerificationModel:
 
     Raises
     ------
-    FileNotFoundError
+    faceattr.errors.MissingFileError
         If the weights file does not exist (the message names the regenerating command).
+    faceattr.errors.InputError
+        If the file is not a loadable ``SyntheticFaceCNN`` state_dict (garbage, truncated, wrong
+        keys or shapes); the message names the file and the regenerating command.
     """
     path = default_weights_path() if weights_path is None else Path(weights_path)
+    fix = "regenerate with: " + _REGENERATE.format(path=path)
     if not path.is_file():
-        raise FileNotFoundError(f"synthetic CNN weights not found: {path}; regenerate with: "
-                                + _REGENERATE.format(path=path))
-    state = torch.load(path, weights_only=True, map_location="cpu")
+        raise MissingFileError(f"synthetic CNN weights not found: {path}; {fix}")
+    state = read_state_dict(path, what="synthetic CNN", fix=fix)
     with torch.device("meta"):
         network = SyntheticFaceCNN()
     network = network.to_empty(device="cpu")
-    network.load_state_dict(state, strict=True)
+    load_checked_state_dict(network, state, path, what="a SyntheticFaceCNN", fix=fix)
     network.eval()
     return VerificationModel(name="synthetic_cnn", network=network, input_size_px=_INPUT_SIZE_PX,
                              pixel_mean=0.0, pixel_scale=255.0, weights_sha256=_sha256_file(path))

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from faceattr.integrity import record_artefacts, recorded_artefacts, verify_artefacts
 from faceattr.io import atomic_write_text, read_json, read_jsonl
 from faceattr.report.figures import png_base64 as _png
 from faceattr.report.validity import validity_context
@@ -26,10 +27,6 @@ __all__ = ["ARTEFACTS", "render_report"]
 
 ARTEFACTS = ("protocol.json", "manifest.json", "records.jsonl", "summary.json",
              "provenance.json", "claims.json")
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _forest_plot_png(methods: Sequence[dict[str, Any]]) -> str:
@@ -173,8 +170,54 @@ def _ledger(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             for (m, k), v in sorted(counts.items())]
 
 
+def _environment() -> Environment:
+    return Environment(loader=PackageLoader("faceattr", "report/templates"),
+                       autoescape=select_autoescape(default=True, default_for_string=True),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def _ledger_rows(run_dir: Path) -> list[tuple[str, str]]:
+    """The artefacts and the SHA-256 recorded when each was written (verified before)."""
+    return [(name, str(entry["sha256"]))
+            for name, entry in sorted(recorded_artefacts(run_dir).items())
+            if name != "report.html"]
+
+
+def _context_common(run_dir: Path) -> dict[str, Any]:
+    lineage_path = run_dir / "lineage.json"
+    return {"provenance": {k: v for k, v in read_json(run_dir / "provenance.json").items()
+                           if k != "artefacts"},
+            "artefacts": _ledger_rows(run_dir),
+            "lineage": read_json(lineage_path) if lineage_path.exists() else None,
+            "run_name": run_dir.name}
+
+
+def _write(run_dir: Path, html: str) -> Path:
+    out = run_dir / "report.html"
+    atomic_write_text(out, html)
+    record_artefacts(run_dir, "report.html")
+    return out
+
+
+def _render_gate_failed(run_dir: Path) -> Path:
+    """The report of a run stopped by its model gate: the banner, the gate, the claims (not
+    evaluated) and the provenance."""
+    html = _environment().get_template("gate_failed.html.j2").render(
+        gate=read_json(run_dir / "gate.json"), claims=read_json(run_dir / "claims.json"),
+        **_context_common(run_dir))
+    return _write(run_dir, html)
+
+
 def render_report(run_dir: Path) -> Path:
-    """Render ``report.html`` in ``run_dir`` from its artefacts and return its path."""
+    """Render ``report.html`` in ``run_dir`` from its artefacts and return its path.
+
+    Every artefact is first verified against the SHA-256 recorded in ``provenance.json`` when
+    it was written (an edited file is a one-line ``IntegrityError``); the report prints those
+    recorded hashes.
+    """
+    verify_artefacts(run_dir, skip=("report.html",))
+    if (run_dir / "gate.json").exists() and not (run_dir / "summary.json").exists():
+        return _render_gate_failed(run_dir)
     missing = [name for name in ARTEFACTS if not (run_dir / name).exists()]
     if missing:
         raise ValueError(f"{run_dir}: cannot render a report without {', '.join(missing)}; "
@@ -186,7 +229,6 @@ def render_report(run_dir: Path) -> Path:
     method_ids = [m["method"] for m in methods]
     randomisation_path = run_dir / "randomisation.json"
     randomisation = read_json(randomisation_path) if randomisation_path.exists() else None
-    artefacts = [(name, _sha256(run_dir / name)) for name in ARTEFACTS]
     gallery = []
     if (run_dir / "gallery.json").exists():
         for entry in read_json(run_dir / "gallery.json")["entries"]:
@@ -199,15 +241,7 @@ def render_report(run_dir: Path) -> Path:
                 gallery.append(entry | {"png": None})
     trend_path = run_dir / "completeness_trend.json"
     trend = read_json(trend_path) if trend_path.exists() else None
-    for optional in ("randomisation.json", "determinism.json", "comparison.json",
-                     "completeness_trend.json", "gallery.json", "artefacts.json",
-                     "validity.json"):
-        if (run_dir / optional).exists():
-            artefacts.append((optional, _sha256(run_dir / optional)))
-    env = Environment(loader=PackageLoader("faceattr", "report/templates"),
-                      autoescape=select_autoescape(default=True, default_for_string=True),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    html = env.get_template("report.html.j2").render(
+    html = _environment().get_template("report.html.j2").render(
         summary=summary, claims=claims, methods=methods, ledger=_ledger(records),
         forest_png=_forest_plot_png(methods),
         distributions_png=_distributions_png(records, method_ids),
@@ -218,7 +252,5 @@ def render_report(run_dir: Path) -> Path:
         completeness_trend=trend, gallery=gallery, validity=validity_context(run_dir),
         comparison_text=(run_dir / "comparison.txt").read_text(encoding="utf-8")
         if (run_dir / "comparison.txt").exists() else None,
-        provenance=read_json(run_dir / "provenance.json"), artefacts=artefacts)
-    out = run_dir / "report.html"
-    atomic_write_text(out, html)
-    return out
+        **_context_common(run_dir))
+    return _write(run_dir, html)

