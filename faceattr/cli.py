@@ -147,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("protocol", help="protocol TOML")
     plan.set_defaults(func=_cmd_plan)
     compare = sub.add_parser("compare", help="compare two runs (or legacy results files): "
-                             "exit 0 equivalent, 1 regression, 2 not comparable")
+                             "exit 0 equivalent, 1 regression, 2 not comparable, 4 inconclusive")
     compare.add_argument("baseline", help="run folder or legacy results JSON (A)")
     compare.add_argument("candidate", help="run folder or legacy results JSON (B)")
     compare.add_argument("--margin", type=float, default=0.05,

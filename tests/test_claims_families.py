@@ -192,7 +192,7 @@ def test_determinism_claim_without_the_stage_fails() -> None:
     assert "declare [determinism]" in result.detail
 
 
-@pytest.mark.parametrize(("code", "passes"), [(0, True), (1, False), (2, False)])
+@pytest.mark.parametrize(("code", "passes"), [(0, True), (1, False), (2, False), (4, False)])
 def test_regression_claim_follows_the_comparison(code: int, passes: bool) -> None:
     from faceattr.claims import ClaimSpec, RunArtefacts, evaluate_claim
     from tests.helpers import run

@@ -50,7 +50,7 @@ def test_untrained_model_fails_the_gate_with_exit_1(
     path = _write(tmp_path, small_protocol(n_pairs=40).replace("min_auc = 0.5", "min_auc = 0.9"))
     assert main(["run", str(path), "--quiet", "--reports-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "failed the gate: AUC" in err
+    assert "model gate failed: synthetic_cnn AUC" in err
     assert not list(tmp_path.glob("*/records.jsonl"))  # stopped before any attribution
 
 

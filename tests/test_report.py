@@ -7,6 +7,7 @@ import pytest
 
 from faceattr.claims import ClaimSpec, RunArtefacts, evaluate_claim
 from faceattr.claims.ledger import claims_document, write_claims
+from faceattr.integrity import record_new_files
 from faceattr.io import append_jsonl_line, write_json
 from faceattr.report import render_report
 from faceattr.validity.dose_response import write_validity
@@ -16,7 +17,7 @@ from tests.test_dose_response import FAMILY_SPEC, _artefacts_json, _mixed
 HOSTILE = '<script>alert("x")</script>'
 
 
-def _artefacts(root: Path, method: str) -> None:
+def _artefacts(root: Path, method: str, *, with_claims: bool = True) -> None:
     rows = records(method, n_falsified=3, n_passed=7, n_trivial=2)
     summary = run({method: rows})
     for row in rows:
@@ -24,12 +25,17 @@ def _artefacts(root: Path, method: str) -> None:
     write_json(root / "summary.json", summary.to_json())
     write_json(root / "protocol.json", {"name": "t"})
     write_json(root / "manifest.json", {"pairs": []})
-    write_json(root / "provenance.json", {"seed": 0, "packages": {"torch": "2.13.0"}})
+    write_json(root / "provenance.json", {"seed": 0, "packages": {"torch": "2.13.0"},
+                                          "artefacts": {}})
+    record_new_files(root)  # as each stage of a run does
+    if not with_claims:
+        return
     spec = ClaimSpec(id=f"control:{method}:fr<=0.05", kind="fr_at_most",
                      params=(("method", method), ("threshold", 0.05)))
     result = evaluate_claim(spec, RunArtefacts(summary=summary, records=rows, claims=(spec,)))
     write_claims(root / "claims.json", claims_document(
         "t", "0" * 64, [result.claim_id, "control:missing"], {result.claim_id: result}, {}))
+    record_new_files(root)
 
 
 def test_hostile_strings_are_escaped(tmp_path: Path) -> None:
@@ -55,9 +61,26 @@ def test_every_declared_claim_and_section_is_present(tmp_path: Path) -> None:
 
 
 def test_missing_artefact_is_one_line_error(tmp_path: Path) -> None:
-    _artefacts(tmp_path, "saliency")
-    (tmp_path / "claims.json").unlink()
+    _artefacts(tmp_path, "saliency", with_claims=False)
     with pytest.raises(ValueError, match=r"cannot render a report without claims\.json"):
+        render_report(tmp_path)
+
+
+def test_an_artefact_edited_after_the_run_is_refused(tmp_path: Path) -> None:
+    from faceattr.errors import IntegrityError
+
+    _artefacts(tmp_path, "saliency")
+    render_report(tmp_path)
+    text = (tmp_path / "records.jsonl").read_text()
+    (tmp_path / "records.jsonl").write_text(text.replace('"falsified":true', '"falsified":false',
+                                                         1))
+    with pytest.raises(IntegrityError, match=r"records\.jsonl: edited after the run"):
+        render_report(tmp_path)
+    (tmp_path / "records.jsonl").write_text(text)  # restored: renders again
+    render_report(tmp_path)
+    (tmp_path / "claims.json").unlink()
+    with pytest.raises(IntegrityError, match=r"claims\.json: recorded in provenance.json but "
+                                             r"missing"):
         render_report(tmp_path)
 
 
@@ -73,11 +96,12 @@ def test_gallery_is_embedded_and_its_hashes_checked(tmp_path: Path) -> None:
         {"method": "saliency", "pair_id": "p", "file": "gallery/p__saliency.png",
          "sha256": hashlib.sha256(png).hexdigest()},
         {"method": "lrp", "error": "UnsupportedModelError: <b>no rule</b>"}]})
+    record_new_files(tmp_path)
     html = render_report(tmp_path).read_text()
     assert 'id="gallery"' in html
     assert "UnsupportedModelError: &lt;b&gt;no rule&lt;/b&gt;" in html
     atomic_write_bytes(tmp_path / "gallery" / "p__saliency.png", png + b"tampered")
-    with pytest.raises(ValueError, match=r"hash differs from gallery\.json"):
+    with pytest.raises(ValueError, match=r"p__saliency\.png: edited after the run"):
         render_report(tmp_path)
 
 
@@ -87,6 +111,7 @@ def test_validity_section_renders_from_validity_and_artefact_files(tmp_path: Pat
     assert "Discriminative validity" not in render_report(tmp_path).read_text()
     write_validity(tmp_path, _mixed(), [FAMILY_SPEC], seed=3)
     _artefacts_json(tmp_path)
+    record_new_files(tmp_path)
     html = render_report(tmp_path).read_text()
     for needle in ('id="family-dose"', 'id="artefact-controls"', "(primary)",
                    "undefined: the per-method values are constant", "validity.json",

@@ -10,7 +10,10 @@ from faceattr.config import TableReader
 
 __all__ = ["RegressionParams", "check_regression", "read_regression"]
 
-_VERDICTS = {0: "equivalent", 1: "REGRESSION", 2: "NOT COMPARABLE"}
+#: ``faceattr compare`` exit codes; only 0 (shown equivalent) passes the claim: 4
+#: (inconclusive: too few pairs to show equivalence) is not a regression, but not a pass either.
+_VERDICTS = {0: "equivalent", 1: "REGRESSION", 2: "NOT COMPARABLE",
+             4: "INCONCLUSIVE (too few pairs to show equivalence)"}
 
 
 @dataclass(frozen=True, slots=True)

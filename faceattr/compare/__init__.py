@@ -6,9 +6,22 @@ Entry point for the CLI::
 
 Each path is a faceattr run folder (it has ``summary.json``) or a legacy results JSON file
 (layout auto-detected). A is the baseline, B the candidate; differences are ``B - A``.
-Exit codes: 0 equivalent within the margin; 1 a regression; 2 the inputs cannot be compared
-(no shared pair ids, different estimands, conflicting manifests), with the reasons.
-Bad input (missing file, corrupt JSON, unknown layout) raises a one-line ``ValueError``.
+
+Exit codes (names from :mod:`faceattr.errors`), each with its reasons:
+
+- 0 ``EXIT_OK``: every compared (model, method) is equivalent within the margin (paired TOST)
+  with no difference shown;
+- 1 ``EXIT_FAILED``: a regression, i.e. a difference shown (exact McNemar significant, or the
+  FR difference interval beyond the margin);
+- 2 ``EXIT_INPUT``: the inputs cannot be compared (no shared pair ids, different estimands,
+  conflicting manifests, a legacy file without pair ids);
+- 4 ``EXIT_INCONCLUSIVE``: neither equivalence nor a difference shown (too few pairs), with the
+  number of shared pairs that would show equivalence at the declared margin.
+
+Verdicts within the cross-machine float tolerance of their decision boundary in both runs
+(:mod:`faceattr.stats.tolerance`) are *boundary pairs*: listed, never tested, never a
+regression. Bad input (missing file, corrupt JSON, unknown layout, a margin or level out of
+range) raises a one-line :class:`~faceattr.errors.InputError` (a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -17,14 +30,21 @@ from pathlib import Path
 from typing import Literal
 
 from faceattr.compare.legacy import FigureEntry, LegacyFile, compare_figures, load_legacy
-from faceattr.compare.result import ComparisonResult, Finding, SourceKind, render_text
+from faceattr.compare.result import (
+    EXIT_WORDS,
+    ComparisonResult,
+    Finding,
+    SourceKind,
+    render_text,
+)
 from faceattr.compare.runs import LoadedRun, compare_runs, load_run, run_figures
+from faceattr.errors import EXIT_INPUT, InputError
 from faceattr.io import dumps_strict
 from faceattr.stats.equivalence import check_margin
 from faceattr.stats.proportions import check_alpha
 
-__all__ = ["ComparisonResult", "compare_main", "compare_paths", "render_html_section",
-           "render_text"]
+__all__ = ["EXIT_WORDS", "ComparisonResult", "compare_main", "compare_paths",
+           "render_html_section", "render_text"]
 
 Source = LoadedRun | LegacyFile
 
@@ -33,7 +53,7 @@ def _load(path: Path, label: Literal["A", "B"]) -> Source:
     if path.is_dir():
         return load_run(path)
     if not path.exists():
-        raise ValueError(f"{path}: file not found")
+        raise InputError(f"{path}: file not found")
     return load_legacy(path, label)
 
 
@@ -47,7 +67,7 @@ def _kind(source: Source) -> SourceKind:
 
 def _compare_figures_only(a: Source, b: Source, *, margin: float,
                           alpha: float) -> ComparisonResult:
-    """At least one side is a legacy file: compare reported figures; never exit 0 or 1."""
+    """At least one side is a legacy file: compare reported figures; always ``EXIT_INPUT``."""
     findings: list[Finding] = []
     for source in (a, b):
         if isinstance(source, LegacyFile):
@@ -78,7 +98,7 @@ def _compare_figures_only(a: Source, b: Source, *, margin: float,
     if not both:
         reasons.append("no (model, method) is present in both")
     return ComparisonResult(path_a=_path(a), path_b=_path(b), kind_a=_kind(a), kind_b=_kind(b),
-                            margin=margin, alpha=alpha, exit_code=2,
+                            margin=margin, alpha=alpha, exit_code=EXIT_INPUT,
                             exit_reasons=tuple(reasons), context=(), findings=tuple(findings),
                             figures=figures, paired=())
 
@@ -103,12 +123,20 @@ def compare_paths(path_a: Path, path_b: Path, *, margin: float,
     Returns
     -------
     ComparisonResult
-        With ``exit_code`` 0, 1 or 2 and its reasons.
+        With ``exit_code`` 0, 1, 2 or 4 (module docstring) and its reasons.
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable input, or a margin or level out of range.
     """
-    m = check_margin(margin)
-    a_ = check_alpha(alpha)
+    try:
+        m = check_margin(margin)
+        a_ = check_alpha(alpha)
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc)) from None
     if a_ >= 0.5:
-        raise ValueError(f"alpha must be < 0.5 (TOST uses a 1 - 2 alpha interval), got {alpha}")
+        raise InputError(f"alpha must be < 0.5 (TOST uses a 1 - 2 alpha interval), got {alpha}")
     a, b = _load(Path(path_a), "A"), _load(Path(path_b), "B")
     if isinstance(a, LoadedRun) and isinstance(b, LoadedRun):
         return compare_runs(a, b, margin=m, alpha=a_)
@@ -120,10 +148,11 @@ def compare_main(path_a: str | Path, path_b: str | Path, *, margin: float, alpha
     """What ``faceattr compare A B [--margin M] [--alpha A] [--format json]`` runs.
 
     Returns the exit code and the text to print (strict JSON for ``format="json"``).
-    Bad input raises a one-line ``ValueError`` (the CLI prints it and exits 2).
+    Bad input raises a one-line :class:`~faceattr.errors.InputError` (the CLI prints it and
+    exits ``EXIT_INPUT``, 2).
     """
     if format not in ("text", "json"):
-        raise ValueError(f"format must be 'text' or 'json', got {format!r}")
+        raise InputError(f"format must be 'text' or 'json', got {format!r}")
     result = compare_paths(Path(path_a), Path(path_b), margin=margin, alpha=alpha)
     text = dumps_strict(result.to_json(), indent=2) + "\n" if format == "json" else \
         render_text(result)
@@ -135,6 +164,6 @@ def render_html_section(result: ComparisonResult) -> str:
     import html
 
     body = html.escape(render_text(result))
-    verdict = {0: "EQUIVALENT", 1: "REGRESSION", 2: "NOT COMPARABLE"}[result.exit_code]
+    verdict = EXIT_WORDS[result.exit_code]
     return (f'<section class="comparison"><h2>Comparison: {verdict} (exit '
             f"{result.exit_code})</h2><pre>{body}</pre></section>")

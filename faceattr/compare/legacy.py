@@ -35,6 +35,7 @@ from faceattr.compare.result import (
     SourceKind,
     interval_matches,
 )
+from faceattr.errors import InputError
 from faceattr.stats import (
     ProportionMethod,
     mean_interval,
@@ -54,7 +55,7 @@ _BY_METHOD_KEYS = {"falsification_rate", "falsification_rate_std", "confidence_i
 _CI_KEYS = {"lower", "upper", "level"}
 
 
-class LegacyFormatError(ValueError):
+class LegacyFormatError(InputError):
     """A legacy file cannot be read; the message is one line naming the file and the key."""
 
 

@@ -11,12 +11,15 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from faceattr.compare.planning import EquivalencePlan
+from faceattr.errors import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_INPUT, EXIT_OK
 from faceattr.stats import DifferenceInterval, EquivalenceResult, McNemarResult
 from faceattr.stats.means import MeanInterval
 from faceattr.stats.unpaired import UnpairedComparison
 
 __all__ = [
     "ESTIMANDS",
+    "EXIT_WORDS",
     "INTERVAL_METHODS",
     "ComparisonResult",
     "ContextDiff",
@@ -28,13 +31,18 @@ __all__ = [
     "PairedComparison",
     "Severity",
     "SourceKind",
+    "difference_shown",
     "interval_matches",
     "render_text",
 ]
 
-Severity = Literal["note", "fault", "incomparable", "regression"]
+Severity = Literal["note", "fault", "incomparable", "regression", "inconclusive"]
 SourceKind = Literal["faceattr-run", "legacy-methods", "legacy-results_by_method"]
-PairedVerdict = Literal["equivalent", "regression", "incomparable"]
+PairedVerdict = Literal["equivalent", "regression", "inconclusive", "incomparable"]
+
+#: The verdict word of each exit code of ``faceattr compare``.
+EXIT_WORDS: dict[int, str] = {EXIT_OK: "EQUIVALENT", EXIT_FAILED: "REGRESSION",
+                              EXIT_INPUT: "NOT COMPARABLE", EXIT_INCONCLUSIVE: "INCONCLUSIVE"}
 
 #: Estimand labels (explicit strings in every output) and what each one means.
 ESTIMANDS: dict[str, str] = {
@@ -88,9 +96,10 @@ class Finding:
     ----------
     kind : str
         Short machine label, e.g. ``"degenerate"``, ``"percent_out_of_range"``.
-    severity : {"note", "fault", "incomparable", "regression"}
+    severity : {"note", "fault", "incomparable", "regression", "inconclusive"}
         ``fault``: the figure itself is suspect; ``incomparable``: blocks a comparison;
-        ``regression``: a change in the science between runs.
+        ``regression``: a change in the science between runs; ``inconclusive``: neither
+        equivalence nor a difference shown (too few pairs).
     subject : str
         What it is about, e.g. ``"B FaceNet/Grad-CAM"``.
     message : str
@@ -253,7 +262,12 @@ class FigureComparison:
 
 @dataclass(frozen=True, slots=True)
 class PairChange:
-    """A pair whose verdict (or status) differs between the runs."""
+    """A pair whose verdict (or status) differs between the runs.
+
+    ``boundary``: in both runs the primary verdict lies within the cross-machine float
+    tolerance of its decision boundary (:mod:`faceattr.stats.tolerance`), so a flip of it can
+    come from the last float bits alone; such a pair is left out of the paired tests.
+    """
 
     pair_id: str
     status_a: str
@@ -262,6 +276,11 @@ class PairChange:
     falsified_b: bool
     margin_rad_a: float | None
     margin_rad_b: float | None
+    boundary: bool
+
+    def __post_init__(self) -> None:
+        if self.boundary and self.status_a != self.status_b:
+            raise ValueError("a status change is never a boundary change")
 
     @property
     def verdict_flip(self) -> bool:
@@ -273,12 +292,17 @@ class PairChange:
         return {"pair_id": self.pair_id, "status_a": self.status_a, "status_b": self.status_b,
                 "falsified_a": self.falsified_a, "falsified_b": self.falsified_b,
                 "margin_rad_a": self.margin_rad_a, "margin_rad_b": self.margin_rad_b,
-                "verdict_flip": self.verdict_flip}
+                "verdict_flip": self.verdict_flip, "boundary": self.boundary}
 
 
 @dataclass(frozen=True, slots=True)
 class MetricDelta:
-    """Per-pair differences ``B - A`` of one metric over pairs valid in both runs."""
+    """Per-pair differences ``B - A`` of one metric over pairs valid in both runs.
+
+    ``n_beyond_tolerance``: pairs whose difference exceeds the cross-machine float tolerance
+    (:mod:`faceattr.stats.tolerance`): 0 means the runs differ in this metric by float noise at
+    most.
+    """
 
     metric: str
     n: int
@@ -286,16 +310,29 @@ class MetricDelta:
     max_abs_delta: float | None
     max_abs_pair_id: str | None
     interval: MeanInterval | None
+    n_beyond_tolerance: int
 
     def __post_init__(self) -> None:
         if (self.n == 0) != (self.mean_delta is None):
             raise ValueError("mean_delta is None exactly when no pair is valid in both runs")
+        if not 0 <= self.n_beyond_tolerance <= self.n:
+            raise ValueError(f"n_beyond_tolerance {self.n_beyond_tolerance} outside "
+                             f"[0, {self.n}]")
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict."""
         return {"metric": self.metric, "n": self.n, "mean_delta": self.mean_delta,
                 "max_abs_delta": self.max_abs_delta, "max_abs_pair_id": self.max_abs_pair_id,
-                "interval": None if self.interval is None else self.interval.to_json()}
+                "interval": None if self.interval is None else self.interval.to_json(),
+                "n_beyond_tolerance": self.n_beyond_tolerance}
+
+
+def difference_shown(mcnemar: McNemarResult, risk_difference: DifferenceInterval,
+                     margin: float) -> bool:
+    """Evidence of a difference between the runs: the exact McNemar test rejects, or the
+    ``1 - alpha`` interval of the FR difference lies wholly beyond ``+-margin``."""
+    return bool(mcnemar.test.reject) or risk_difference.low >= margin or \
+        risk_difference.high <= -margin
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,15 +344,24 @@ class PairedComparison:
     estimand_a, estimand_b : str
         E.g. ``"share_falsified_itt[verdict=simple]"``.
     n_shared, n_only_a, n_only_b : int
-        Pairs in both runs / in one only (tests use the shared pairs only).
+        Pairs in both runs / in one only.
+    n_boundary : int
+        Shared pairs whose primary verdict lies within the float tolerance of its decision
+        boundary in both runs (:mod:`faceattr.stats.tolerance`): decided by the last float
+        bits, not by the science, so left out of the tests (flipped or not; the tests use the
+        other ``n_shared - n_boundary`` pairs).
     changes : tuple of PairChange
-        Pairs whose verdict or status differ.
+        Pairs whose verdict or status differ (boundary ones flagged).
     mcnemar, risk_difference, equivalence
         Exact McNemar (McNemar 1947), Newcombe paired risk difference B - A (Newcombe 1998)
         and paired TOST (Schuirmann 1987; Tango 1998) at the declared margin; ``None`` when
         incomparable.
-    verdict : {"equivalent", "regression", "incomparable"}
-        ``regression`` when McNemar rejects or TOST fails to show equivalence.
+    plan : EquivalencePlan or None
+        For an inconclusive comparison, the shared pairs that would show equivalence.
+    verdict : {"equivalent", "regression", "inconclusive", "incomparable"}
+        ``regression`` when a difference is shown (:func:`difference_shown`); else
+        ``equivalent`` when the TOST shows ``|FR_B - FR_A| < margin``; else ``inconclusive``
+        (neither shown: too few pairs). Non-significance is never read as equivalence.
     """
 
     model: str
@@ -325,10 +371,12 @@ class PairedComparison:
     n_shared: int
     n_only_a: int
     n_only_b: int
+    n_boundary: int
     changes: tuple[PairChange, ...]
     mcnemar: McNemarResult | None
     risk_difference: DifferenceInterval | None
     equivalence: EquivalenceResult | None
+    plan: EquivalencePlan | None
     metric_deltas: tuple[MetricDelta, ...]
     verdict: PairedVerdict
     reason: str
@@ -338,27 +386,53 @@ class PairedComparison:
         tested = (self.mcnemar, self.risk_difference, self.equivalence)
         if (self.verdict == "incomparable") != any(t is None for t in tested):
             raise ValueError("an incomparable comparison has no tests; a comparable one has all")
-        if self.mcnemar is not None and self.equivalence is not None:
-            rejected = bool(self.mcnemar.test.reject)
-            regression = rejected or not self.equivalence.equivalent
-            if self.verdict != ("regression" if regression else "equivalent"):
-                raise ValueError(f"verdict {self.verdict!r} disagrees with its tests")
+        if not 0 <= self.n_boundary <= self.n_shared:
+            raise ValueError(f"n_boundary {self.n_boundary} outside [0, {self.n_shared}]")
+        if sum(c.boundary for c in self.changes) > self.n_boundary:
+            raise ValueError("more boundary changes than boundary pairs")
+        if (self.plan is not None) != (self.verdict == "inconclusive"):
+            raise ValueError("a plan comes with an inconclusive verdict, and only with one")
+        if self.mcnemar is not None and self.risk_difference is not None and \
+                self.equivalence is not None:
+            if self.mcnemar.table.n != self.n_tested:
+                raise ValueError(f"the tests ran on {self.mcnemar.table.n} pairs, expected "
+                                 f"{self.n_tested} (shared minus boundary)")
+            if difference_shown(self.mcnemar, self.risk_difference, self.equivalence.margin):
+                expected = "regression"
+            else:
+                expected = "equivalent" if self.equivalence.equivalent else "inconclusive"
+            if self.verdict != expected:
+                raise ValueError(f"verdict {self.verdict!r} disagrees with its tests "
+                                 f"({expected!r})")
+
+    @property
+    def n_tested(self) -> int:
+        """Shared pairs the tests ran on (boundary pairs left out)."""
+        return self.n_shared - self.n_boundary
 
     @property
     def n_flips(self) -> int:
-        """Pairs whose verdict flipped."""
+        """Pairs whose verdict flipped (boundary ones included)."""
         return sum(c.verdict_flip for c in self.changes)
+
+    @property
+    def n_boundary_flips(self) -> int:
+        """Flips on boundary pairs: within the float tolerance, not a change of the science."""
+        return sum(c.verdict_flip and c.boundary for c in self.changes)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict."""
         return {"model": self.model, "method": self.method, "estimand_a": self.estimand_a,
                 "estimand_b": self.estimand_b, "n_shared": self.n_shared,
-                "n_only_a": self.n_only_a, "n_only_b": self.n_only_b, "n_flips": self.n_flips,
+                "n_only_a": self.n_only_a, "n_only_b": self.n_only_b,
+                "n_boundary": self.n_boundary, "n_tested": self.n_tested,
+                "n_flips": self.n_flips, "n_boundary_flips": self.n_boundary_flips,
                 "changes": [c.to_json() for c in self.changes],
                 "mcnemar": None if self.mcnemar is None else self.mcnemar.to_json(),
                 "risk_difference": (None if self.risk_difference is None
                                     else self.risk_difference.to_json()),
                 "equivalence": None if self.equivalence is None else self.equivalence.to_json(),
+                "plan": None if self.plan is None else self.plan.to_json(),
                 "metric_deltas": [m.to_json() for m in self.metric_deltas],
                 "verdict": self.verdict, "reason": self.reason}
 
@@ -367,9 +441,12 @@ class PairedComparison:
 class ComparisonResult:
     """Everything ``faceattr compare A B`` found, and its exit code.
 
-    Exit codes: 0 every compared (model, method) is equivalent within the margin; 1 a
-    regression (a significant difference or failure of equivalence); 2 the inputs cannot be
-    compared (no shared pair ids, different estimands, conflicting manifests), with reasons.
+    Exit codes (:mod:`faceattr.errors`): 0 ``EXIT_OK`` every compared (model, method) is
+    equivalent within the margin; 1 ``EXIT_FAILED`` a regression (a difference shown: McNemar
+    significant, or the FR difference interval beyond the margin); 2 ``EXIT_INPUT`` the inputs
+    cannot be compared (no shared pair ids, different estimands, conflicting manifests);
+    4 ``EXIT_INCONCLUSIVE`` neither equivalence nor a difference shown (too few pairs), with
+    the pairs that would be needed. Each comes with its reasons.
     """
 
     path_a: str
@@ -386,8 +463,12 @@ class ComparisonResult:
     paired: tuple[PairedComparison, ...]
 
     def __post_init__(self) -> None:
-        if self.exit_code not in (0, 1, 2):
-            raise ValueError(f"exit code must be 0, 1 or 2, got {self.exit_code}")
+        if self.exit_code not in EXIT_WORDS:
+            raise ValueError(f"exit code must be one of {sorted(EXIT_WORDS)}, got "
+                             f"{self.exit_code}")
+        if self.exit_code == EXIT_INCONCLUSIVE and \
+                not any(p.verdict == "inconclusive" for p in self.paired):
+            raise ValueError("an inconclusive exit needs an inconclusive paired comparison")
         if not self.exit_reasons:
             raise ValueError("an exit code needs at least one reason")
         for kind in (self.kind_a, self.kind_b):
@@ -397,7 +478,8 @@ class ComparisonResult:
         """A JSON-safe dict (strict: no NaN anywhere)."""
         return {"path_a": self.path_a, "path_b": self.path_b, "kind_a": self.kind_a,
                 "kind_b": self.kind_b, "margin": self.margin, "alpha": self.alpha,
-                "exit_code": self.exit_code, "exit_reasons": list(self.exit_reasons),
+                "exit_code": self.exit_code, "exit_verdict": EXIT_WORDS[self.exit_code],
+                "exit_reasons": list(self.exit_reasons),
                 "context": [c.to_json() for c in self.context],
                 "findings": [f.to_json() for f in self.findings],
                 "figures": [f.to_json() for f in self.figures],
@@ -433,6 +515,10 @@ def _paired_lines(pc: PairedComparison, margin: float) -> list[str]:
     lines = [f"  {pc.model} / {pc.method}: {pc.verdict.upper()} - {pc.reason}",
              f"    estimand: A {pc.estimand_a}; B {pc.estimand_b}",
              f"    pairs: {pc.n_shared} shared, {pc.n_only_a} only in A, {pc.n_only_b} only in B"]
+    if pc.n_boundary:
+        lines.append(f"    boundary pairs: {pc.n_boundary} (verdict within the float tolerance "
+                     f"of its decision boundary in both runs; {pc.n_boundary_flips} flipped), "
+                     f"left out of the tests: {pc.n_tested} tested")
     if pc.mcnemar is not None and pc.risk_difference is not None and pc.equivalence is not None:
         t, rd, eq = pc.mcnemar.table, pc.risk_difference, pc.equivalence
         lines += [
@@ -443,15 +529,21 @@ def _paired_lines(pc: PairedComparison, margin: float) -> list[str]:
             f"    TOST paired, margin {margin:g}: p = {_p(eq.p_value)} "
             f"({1 - 2 * eq.alpha:.0%} interval [{eq.low:+.4f}, {eq.high:+.4f}]) -> "
             f"{'equivalent' if eq.equivalent else 'not shown equivalent'}"]
+    if pc.plan is not None:
+        needed = "no sample size shows equivalence" if pc.plan.n_needed is None else \
+            f"about {pc.plan.n_needed} pairs needed"
+        lines.append(f"    to show equivalence within +-{pc.plan.margin:g} with "
+                     f"{pc.plan.power:.0%} power: {needed} ({pc.plan.assumption})")
     for md in pc.metric_deltas:
         if md.n:
             lines.append(f"    {md.metric}: mean B-A {md.mean_delta:+.3g}, max |B-A| "
-                         f"{_f(md.max_abs_delta, 3)} (pair {md.max_abs_pair_id}), n={md.n}")
+                         f"{md.max_abs_delta:.3g} (pair {md.max_abs_pair_id}), n={md.n}, "
+                         f"{md.n_beyond_tolerance} beyond the float tolerance")
     flips = [c for c in pc.changes if c.verdict_flip]
     for c in flips[:20]:
         lines.append(f"    flip {c.pair_id}: {'falsified' if c.falsified_a else 'survived'} "
                      f"({c.status_a}) -> {'falsified' if c.falsified_b else 'survived'} "
-                     f"({c.status_b})")
+                     f"({c.status_b}){' [boundary]' if c.boundary else ''}")
     if len(flips) > 20:
         lines.append(f"    ... and {len(flips) - 20} more flips (see --format json)")
     return lines
@@ -463,7 +555,7 @@ def render_text(result: ComparisonResult) -> str:
            f"  A: {result.path_a}  [{result.kind_a}]",
            f"  B: {result.path_b}  [{result.kind_b}]",
            f"  margin {result.margin:g}, alpha {result.alpha:g}",
-           "", f"EXIT {result.exit_code}:"]
+           "", f"EXIT {result.exit_code} ({EXIT_WORDS[result.exit_code]}):"]
     out += [f"  - {r}" for r in result.exit_reasons]
     if result.context:
         out += ["", "What differs between A and B (protocol, manifest, versions):"]

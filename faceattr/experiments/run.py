@@ -325,6 +325,11 @@ def _method_records(method: AttributionMethod, model: VerificationModel, inputs:
                     protocol: Protocol, settings: FalsificationSettings,
                     sanity: Sequence[TargetSanity]) -> list[PairRecord]:
     attributed = attribute_pairs(method, attribution_batch(model, inputs, protocol.seed))
+    if len(attributed.failures) == len(inputs.pairs):  # nothing to test
+        scores = clean_scores(inputs)
+        return [failed_record(p, model.name, method.method_id, *attributed.failures[i],
+                              float(scores[i]), settings.verdict)
+                for i, p in enumerate(inputs.pairs)]
     ranked = ranked_maps(protocol, method.method_id, attributed.details.maps)
     records = _falsify(model, inputs, ranked, method_id=method.method_id, seed=protocol.seed,
                        settings=settings)

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from faceattr.compare import compare_main, compare_paths
-from tests.compare.builders import PROTOCOL, write_run
+from faceattr.errors import EXIT_FAILED, EXIT_INCONCLUSIVE, InputError
+from tests.compare.builders import PROTOCOL, rerecord, write_run
 
 LEGACY = Path(__file__).parents[2] / "fixtures" / "legacy"
 SAME = [i % 4 == 0 for i in range(200)]
@@ -45,12 +46,52 @@ def test_flipped_verdicts_are_a_regression_exit_1_and_are_listed(tmp_path: Path)
     assert "regression: m/saliency" in text
 
 
-def test_equal_rates_on_too_few_pairs_are_not_shown_equivalent_exit_1(tmp_path: Path) -> None:
+def test_identical_runs_on_too_few_pairs_are_inconclusive_exit_4_with_the_pairs_needed(
+        tmp_path: Path) -> None:
+    # was exit 1 ("regression") before issue #17: not shown equivalent is not a difference
     a = write_run(tmp_path / "a", {"saliency": SAME[:12]})
     b = write_run(tmp_path / "b", {"saliency": SAME[:12]})
     code, text = _code(a, b)
-    assert code == 1
+    assert code == EXIT_INCONCLUSIVE == 4
+    assert "EXIT 4 (INCONCLUSIVE)" in text
     assert "not shown equivalent within +-0.1" in text
+    assert "inconclusive: m/saliency: neither equivalence within +-0.1 nor a difference shown" \
+        in text
+    # no discordant pair in 12: one assumed (1/24 each way); the paired TOST then needs 96
+    assert "about 96 shared pairs needed to show equivalence (80% power" in text
+    (pc,) = compare_paths(a, b, margin=0.1, alpha=0.05).paired
+    assert pc.verdict == "inconclusive"
+    assert pc.plan is not None
+    assert (pc.plan.n_observed, pc.plan.n_needed) == (12, 96)
+    doc = json.loads(compare_main(a, b, margin=0.1, alpha=0.05, format="json")[1])
+    assert (doc["exit_code"], doc["exit_verdict"]) == (4, "INCONCLUSIVE")
+    assert doc["paired"][0]["plan"]["n_needed"] == 96
+
+
+def test_a_regression_on_few_pairs_is_still_exit_1(tmp_path: Path) -> None:
+    # 12 pairs, 8 of them falsified only in B: McNemar exact p = 2 / 2^8 < 0.05
+    base = [False] * 12
+    a = write_run(tmp_path / "a", {"saliency": base})
+    b = write_run(tmp_path / "b", {"saliency": [i < 8 for i in range(12)]})
+    code, text = _code(a, b)
+    assert code == EXIT_FAILED == 1
+    assert "McNemar p = 0.00781 (significant)" in text
+
+
+def test_a_difference_interval_beyond_the_margin_is_a_regression_without_mcnemar(
+        tmp_path: Path) -> None:
+    # 5 of 5 pairs newly falsified: exact McNemar p = 2 / 2^5 = 0.0625 does not reject, but the
+    # Newcombe interval of B - A, [0.386, 1], lies beyond the margin: a difference is shown
+    a = write_run(tmp_path / "a", {"saliency": [False] * 5})
+    b = write_run(tmp_path / "b", {"saliency": [True] * 5})
+    result = compare_paths(a, b, margin=0.05, alpha=0.05)
+    (pc,) = result.paired
+    assert pc.mcnemar is not None
+    assert pc.risk_difference is not None
+    assert not pc.mcnemar.test.reject
+    assert pc.risk_difference.low == pytest.approx(0.3855, abs=1e-4)
+    assert (result.exit_code, pc.verdict) == (1, "regression")
+    assert "beyond the margin" in pc.reason
 
 
 def test_different_estimands_cannot_be_compared_exit_2(tmp_path: Path) -> None:
@@ -86,6 +127,7 @@ def test_a_summary_that_disagrees_with_its_records_cannot_be_compared(tmp_path: 
     doc["methods"]["saliency"]["fr_itt"]["estimate"] = \
         doc["methods"]["saliency"]["fr_itt"]["count"] / 200
     (b / "summary.json").write_text(json.dumps(doc), encoding="utf-8")
+    rerecord(b, "summary.json")
     code, text = _code(a, b)
     assert code == 2
     assert "summary.json says 49/200 falsified but records.jsonl has 50/200" in text
@@ -143,9 +185,30 @@ def test_a_run_against_a_legacy_file_is_not_comparable(tmp_path: Path) -> None:
 
 def test_a_folder_without_summary_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match=r"empty: not a complete faceattr run folder "
+    with pytest.raises(InputError, match=r"empty: not a complete faceattr run folder "
                                          r"\(no summary\.json\)"):
         compare_paths(tmp_path / "empty", tmp_path / "empty", margin=0.1, alpha=0.05)
+
+
+@pytest.mark.parametrize("name", ["summary.json", "manifest.json", "protocol.json"])
+def test_a_corrupt_artefact_is_an_input_error(tmp_path: Path, name: str) -> None:
+    a = write_run(tmp_path / "a", {"saliency": SAME})
+    (a / name).write_text("{not json", encoding="utf-8")
+    with pytest.raises(InputError, match=rf"{name}: edited after the run"):
+        compare_paths(a, a, margin=0.1, alpha=0.05)  # hand-edited: refused by its hash
+    rerecord(a, name)
+    with pytest.raises(InputError, match=rf"{name}: not valid JSON"):
+        compare_paths(a, a, margin=0.1, alpha=0.05)
+
+
+def test_a_missing_path_and_a_bad_margin_are_input_errors(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {"saliency": SAME})
+    with pytest.raises(InputError, match=r"nope\.json: file not found"):
+        compare_paths(a, tmp_path / "nope.json", margin=0.1, alpha=0.05)
+    with pytest.raises(InputError, match="margin must satisfy 0 < margin < 1"):
+        compare_paths(a, a, margin=1.5, alpha=0.05)
+    with pytest.raises(InputError, match=r"alpha must be < 0\.5"):
+        compare_paths(a, a, margin=0.1, alpha=0.6)
 
 
 def test_a_record_with_a_renamed_key_is_refused(tmp_path: Path) -> None:
@@ -153,18 +216,19 @@ def test_a_record_with_a_renamed_key_is_refused(tmp_path: Path) -> None:
     lines = (a / "records.jsonl").read_text(encoding="utf-8").replace(
         '"falsified":', '"is_falsified":')
     (a / "records.jsonl").write_text(lines, encoding="utf-8")
-    with pytest.raises(ValueError, match=r"records\.jsonl\S*: .*'is_falsified'"):
+    rerecord(a, "records.jsonl")
+    with pytest.raises(InputError, match=r"records\.jsonl\S*: .*'is_falsified'"):
         compare_paths(a, a, margin=0.1, alpha=0.05)
 
 
 def test_unknown_format_is_refused(tmp_path: Path) -> None:
     a = write_run(tmp_path / "a", {"saliency": SAME})
-    with pytest.raises(ValueError, match="format must be 'text' or 'json'"):
+    with pytest.raises(InputError, match="format must be 'text' or 'json'"):
         compare_main(a, a, margin=0.1, alpha=0.05, format="yaml")  # type: ignore[arg-type]
 
 
 def test_two_real_runs_with_a_different_fill_list_the_protocol_change(tmp_path: Path) -> None:
-    from faceattr.compare.golden import GOLDEN_DIR
+    from faceattr.experiments.golden import GOLDEN_DIR
     from faceattr.experiments.run import run_protocol
     from faceattr.protocol import load_protocol
 
@@ -176,7 +240,10 @@ def test_two_real_runs_with_a_different_fill_list_the_protocol_change(tmp_path: 
             "n_pairs = 16", "n_pairs = 6"), encoding="utf-8")
         roots.append(run_protocol(load_protocol(path), tmp_path / name, progress=False).root)
     result = compare_paths(roots[0], roots[1], margin=0.1, alpha=0.05)
-    assert result.exit_code == 1  # 6 pairs can never show equivalence within 0.1
+    # 6 pairs can never show equivalence within 0.1 (25 would at zero discordance), and no
+    # method shows a difference: inconclusive (exit 1 before issue #17)
+    assert result.exit_code == 4
+    assert {p.verdict for p in result.paired} == {"inconclusive"}
     assert [c.key for c in result.context if c.category == "protocol"] == ["falsification.fill"]
     assert {p.method for p in result.paired} == {"saliency", "oracle", "inverted", "random",
                                                  "constant"}
@@ -190,3 +257,6 @@ def test_the_html_section_is_escaped(tmp_path: Path) -> None:
     assert "Comparison: EQUIVALENT (exit 0)" in html
     assert "&lt;b&gt;" in html
     assert "<b>" not in html
+    small = write_run(tmp_path / "small", {"saliency": SAME[:12]})
+    html = render_html_section(compare_paths(small, small, margin=0.1, alpha=0.05))
+    assert "Comparison: INCONCLUSIVE (exit 4)" in html
