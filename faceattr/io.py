@@ -11,8 +11,16 @@ from typing import Any
 
 from faceattr.errors import InputError, MissingFileError
 
-__all__ = ["append_jsonl_line", "atomic_write_bytes", "atomic_write_text", "dumps_strict",
-           "read_json", "read_jsonl", "write_json"]
+__all__ = [
+    "append_jsonl_line",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "dumps_strict",
+    "read_json",
+    "read_jsonl",
+    "read_user_text",
+    "write_json",
+]
 
 
 def dumps_strict(obj: Any, *, indent: int | None = None) -> str:
@@ -44,6 +52,39 @@ def atomic_write_text(path: Path, text: str) -> None:
 def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented strict JSON, atomically."""
     atomic_write_text(path, dumps_strict(obj, indent=2) + "\n")
+
+
+def read_user_text(path: Path, what: str, fix: str) -> str:
+    """Read a user's UTF-8 text file (a protocol, a pairs list); every failure is one line.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    what : str
+        What the file is, e.g. ``"protocol file"``.
+    fix : str
+        What to do when it is missing, e.g. ``"see validation/protocols/"``.
+
+    Raises
+    ------
+    MissingFileError
+        The file does not exist (or is a folder).
+    InputError
+        It is not UTF-8 text, or it cannot be read.
+    """
+    if path.is_dir():
+        raise MissingFileError(f"{path}: is a folder, not a {what}; {fix}")
+    if not path.is_file():
+        raise MissingFileError(f"{path}: {what} not found; {fix}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a UTF-8 text file (byte {exc.start}); save the {what} "
+                         "as UTF-8") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the {what} ({exc.strerror or type(exc).__name__}); "
+                         "check the path and its permissions") from None
 
 
 def read_json(path: Path) -> Any:

@@ -18,10 +18,11 @@ from typing import Any, Literal, cast
 from faceattr.claims.base import ClaimSpec
 from faceattr.config import ProtocolError, TableReader
 from faceattr.data.sources import SourceSpec, parse_source
+from faceattr.errors import InputError
 from faceattr.falsification.counterfactuals import FILL_STRATEGIES, FillStrategy
 from faceattr.falsification.engine import FalsificationSettings
 from faceattr.falsification.planning import hoeffding_k
-from faceattr.io import dumps_strict
+from faceattr.io import dumps_strict, read_user_text
 
 __all__ = ["ClaimSpec", "ExecutionSpec", "FalsificationSpec", "MethodSpec",
            "ModelSpec", "Protocol", "ProtocolError", "load_protocol"]
@@ -340,21 +341,13 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
 def load_protocol(path: Path) -> Protocol:
     """Read and validate a protocol file; errors are one-line ``ProtocolError``s."""
     path = Path(path)
-    if path.is_dir():
-        raise ProtocolError(f"{path}: is a folder, not a protocol file; give a .toml file such as "
-                            "validation/protocols/synthetic.toml")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProtocolError(f"{path}: protocol file not found; see validation/protocols/ "
-                            "for the shipped ones") from None
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(f"{path}: not a UTF-8 text file (byte {exc.start}); save the "
-                            "protocol as UTF-8 TOML") from None
-    except OSError as exc:
-        raise ProtocolError(f"{path}: cannot read the protocol file "
-                            f"({exc.strerror or type(exc).__name__}); check the path and its "
-                            "permissions") from None
+        text = read_user_text(path, "protocol file", "give a .toml file such as "
+                              "validation/protocols/synthetic.toml")
+    except InputError as exc:
+        raise ProtocolError(str(exc)) from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         reason = " ".join(str(exc).split())
         raise ProtocolError(f"{path}: not valid TOML ({reason}); fix the file") from None

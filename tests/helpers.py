@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from faceattr.claims import ClaimResult, ClaimSpec, RunArtefacts, evaluate_claim
@@ -180,3 +181,21 @@ def graded_family(planted: bool = False) -> dict[str, list[PairRecord]]:
         margins = margins[::-1]
     return {name: graded(name, 20, q, margin)
             for (name, (q, _)), margin in zip(FAMILY.items(), margins, strict=True)}
+
+
+def untrained_weights(folder: Path) -> Path:
+    """A random-initialised synthetic CNN (explicit generator) saved to ``folder``: not a face
+    model, so it fails the model gate."""
+    import torch
+
+    from faceattr.models.synthetic_cnn import SyntheticFaceCNN
+    from faceattr.models.train_synthetic import init_parameters
+    from faceattr.rng import torch_generator
+
+    with torch.device("meta"):
+        network = SyntheticFaceCNN()
+    network = network.to_empty(device="cpu")
+    init_parameters(network, torch_generator(0, "untrained"))
+    weights = folder / "untrained.pt"
+    torch.save(network.state_dict(), weights)
+    return weights

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from faceattr.cli import main
-from tests.helpers import small_protocol
+from tests.helpers import small_protocol, untrained_weights
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -34,18 +34,7 @@ def test_untrained_model_fails_the_gate_with_exit_1(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     # a random-initialised network (explicit generator) written by the test: not a face model
-    import torch
-
-    from faceattr.models.synthetic_cnn import SyntheticFaceCNN
-    from faceattr.models.train_synthetic import init_parameters
-    from faceattr.rng import torch_generator
-
-    with torch.device("meta"):
-        network = SyntheticFaceCNN()
-    network = network.to_empty(device="cpu")
-    init_parameters(network, torch_generator(0, "untrained"))
-    weights = tmp_path / "untrained.pt"
-    torch.save(network.state_dict(), weights)
+    weights = untrained_weights(tmp_path)
     monkeypatch.setenv("FACEATTR_SYNTHETIC_WEIGHTS", str(weights))
     path = _write(tmp_path, small_protocol(n_pairs=40).replace("min_auc = 0.5", "min_auc = 0.9"))
     assert main(["run", str(path), "--quiet", "--reports-dir", str(tmp_path)]) == 1

@@ -20,7 +20,7 @@ from faceattr.experiments.run import run_protocol
 from faceattr.integrity import check_safe_name, confined_path, run_lock
 from faceattr.protocol import load_protocol
 from faceattr.report import render_report
-from tests.helpers import small_protocol
+from tests.helpers import small_protocol, untrained_weights
 
 REPO = Path(__file__).parents[1]
 
@@ -312,20 +312,6 @@ def test_a_bug_in_faceattr_is_an_internal_error_with_its_traceback(
 # --- the validation suite: a failed gate stops once; xdist is refused ---------------------------
 
 
-def _untrained_weights(tmp_path: Path) -> Path:
-    from faceattr.models.synthetic_cnn import SyntheticFaceCNN
-    from faceattr.models.train_synthetic import init_parameters
-    from faceattr.rng import torch_generator
-
-    with torch.device("meta"):
-        network = SyntheticFaceCNN()
-    network = network.to_empty(device="cpu")
-    init_parameters(network, torch_generator(0, "untrained"))
-    weights = tmp_path / "untrained.pt"
-    torch.save(network.state_dict(), weights)
-    return weights
-
-
 GATE_CLAIMS = """
 [[claims]]
 kind = "fr_at_most"
@@ -344,7 +330,7 @@ def test_a_failed_gate_stops_the_run_once_and_every_claim_is_not_evaluated(
                                               claims=GATE_CLAIMS).replace(
         "min_auc = 0.5", "min_auc = 0.9"))
     env = {**__import__("os").environ,
-           "FACEATTR_SYNTHETIC_WEIGHTS": str(_untrained_weights(tmp_path))}
+           "FACEATTR_SYNTHETIC_WEIGHTS": str(untrained_weights(tmp_path))}
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", str(REPO / "validation"), "-p", "no:cacheprovider",

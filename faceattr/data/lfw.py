@@ -21,6 +21,7 @@ from pathlib import Path
 from faceattr.data.folder_pairs import PhotoSource
 from faceattr.data.pairs import Pair, content_pair_id
 from faceattr.errors import InputError, MissingFileError
+from faceattr.io import read_user_text
 
 __all__ = ["LfwPairSource", "lfw_image_id", "parse_lfw_pairs"]
 
@@ -52,17 +53,8 @@ def parse_lfw_pairs(pairs_file: Path) -> list[tuple[str, int, str, int, int]]:
         an impostor line is due (or the reverse), or a count that differs from the header.
     """
     path = Path(pairs_file)
-    if not path.is_file():
-        raise MissingFileError(f"LFW pairs file not found: {path}; give the path of pairs.txt, "
-                               "pairsDevTrain.txt or pairsDevTest.txt")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text file; give LFW's pairs.txt, pairsDevTrain.txt "
-                         "or pairsDevTest.txt") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the LFW pairs file ({exc.strerror or exc}); "
-                         "check its permissions") from None
+    text = read_user_text(path, "LFW pairs file", "give the path of pairs.txt, "
+                          "pairsDevTrain.txt or pairsDevTest.txt")
     lines = [(i, line.split()) for i, line in enumerate(text.splitlines(), start=1)
              if line.strip()]
     if not lines:

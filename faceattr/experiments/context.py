@@ -24,10 +24,23 @@ from faceattr.models.base import VerificationModel, embed_batched
 from faceattr.models.loading import load_model
 from faceattr.protocol import Protocol
 
-__all__ = ["ATTRIBUTION_CHUNK", "attribute_in_fixed_chunks", "attribution_batch",
-           "build_methods", "build_model", "build_source", "falsification_settings",
-           "fixed_chunks", "load_images", "load_pair_inputs", "pair_inputs", "ranked_maps",
-           "take_rows", "target_sanity_fixed_chunks"]
+__all__ = [
+    "ATTRIBUTION_CHUNK",
+    "attribute_in_fixed_chunks",
+    "attribution_batch",
+    "build_methods",
+    "build_model",
+    "build_source",
+    "falsification_settings",
+    "fixed_chunks",
+    "load_images",
+    "load_pair_inputs",
+    "pair_inputs",
+    "ranked_maps",
+    "real_rows",
+    "take_rows",
+    "target_sanity_fixed_chunks",
+]
 
 #: Pairs per attribution call. Fixed (the last chunk is padded by repeating its last pair) so
 #: that a map's last bits never depend on how the run grouped its pairs: on CPU, kernels can
@@ -151,7 +164,8 @@ def _join(parts: Sequence[AttributionDetails]) -> AttributionDetails:
         upsampling=last.upsampling)
 
 
-def _real_rows(details: AttributionDetails, n_real: int) -> AttributionDetails:
+def real_rows(details: AttributionDetails, n_real: int) -> AttributionDetails:
+    """The first ``n_real`` rows of a fixed chunk's details (drop the padding)."""
     return AttributionDetails(
         maps=details.maps[:n_real],
         convergence_delta=None if details.convergence_delta is None
@@ -163,7 +177,7 @@ def _real_rows(details: AttributionDetails, n_real: int) -> AttributionDetails:
 def attribute_in_fixed_chunks(method: AttributionMethod,
                               batch: AttributionBatch) -> AttributionDetails:
     """Attribute a batch in chunks of exactly ``ATTRIBUTION_CHUNK`` pairs (errors raise)."""
-    parts = [_real_rows(method.attribute_with_details(take_rows(batch, rows)), n_real)
+    parts = [real_rows(method.attribute_with_details(take_rows(batch, rows)), n_real)
              for rows, n_real in fixed_chunks(batch.probes.shape[0])]
     if not parts:
         raise ValueError("no pairs to attribute")

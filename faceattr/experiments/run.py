@@ -47,6 +47,7 @@ from faceattr.experiments.context import (
     load_images,
     pair_inputs,
     ranked_maps,
+    real_rows,
     take_rows,
     target_sanity_fixed_chunks,
 )
@@ -215,13 +216,7 @@ class _Attributed:
 
 def _attribute_rows(method: AttributionMethod, batch: AttributionBatch, rows: list[int],
                     n_real: int) -> AttributionDetails:
-    details = method.attribute_with_details(take_rows(batch, rows))
-    return AttributionDetails(
-        maps=details.maps[:n_real],
-        convergence_delta=None if details.convergence_delta is None
-        else details.convergence_delta[:n_real],
-        layer=details.layer, native_resolution=details.native_resolution,
-        upsampling=details.upsampling)
+    return real_rows(method.attribute_with_details(take_rows(batch, rows)), n_real)
 
 
 def _error(exc: BaseException) -> tuple[str, str]:
