@@ -109,19 +109,32 @@ _PYTEST_EXIT = {0: EXIT_OK, 1: EXIT_FAILED, 2: EXIT_INTERNAL, 3: EXIT_INTERNAL, 
                 5: EXIT_INPUT}
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
-    suite = Path(args.suite)
-    if not (suite / "conftest.py").exists():
-        raise InputError(f"{suite}: no validation suite here; run from the faceattr checkout "
-                         "or pass --suite PATH/validation")
-    command = [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider",
-               "--reports-dir", args.reports_dir, "--threads", str(args.threads),
-               "-q" if args.quiet else "-v"]
+def _validate_command(args: argparse.Namespace) -> list[str]:
+    """pytest on this checkout's suite (``validation/``), or on the installed gate."""
+    base = [sys.executable, "-m", "pytest"]
+    if args.suite is not None or (Path("validation") / "conftest.py").exists():
+        suite = Path(args.suite or "validation")
+        if not (suite / "conftest.py").exists():
+            raise InputError(f"{suite}: no validation suite here (no conftest.py); omit "
+                             "--suite to use the installed gate")
+        command = [*base, str(suite)]
+    else:
+        if not args.protocol:
+            raise InputError("faceattr validate: name the protocol(s) to check, e.g. "
+                             "`faceattr validate my_study.toml`")
+        command = [*base, "--pyargs", "faceattr.gate.checks", "-p", "faceattr.gate.plugin",
+                   "--rootdir", str(Path.cwd())]
+    command += ["-p", "no:cacheprovider", "--reports-dir", args.reports_dir, "--threads",
+                str(args.threads), "-q" if args.quiet else "-v"]
     if args.force_rerun:
         command.append("--force-rerun")
     for protocol in args.protocol:
         command += ["--protocol", protocol]
-    return _PYTEST_EXIT.get(subprocess.call(command), EXIT_INTERNAL)
+    return command
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    return _PYTEST_EXIT.get(subprocess.call(_validate_command(args)), EXIT_INTERNAL)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -167,7 +180,9 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", parents=[common],
                               help="run protocols and check their claims (the gate)")
     validate.add_argument("protocol", nargs="*", help="protocol TOMLs (default: the suite's)")
-    validate.add_argument("--suite", default="validation", help="validation suite folder")
+    validate.add_argument("--suite", default=None,
+                          help="a validation suite folder (default: ./validation when it has a "
+                               "conftest.py, else the installed gate)")
     validate.add_argument("--force-rerun", action="store_true",
                           help="discard the protocols' run folders and run them again")
     validate.set_defaults(func=_cmd_validate)

@@ -13,16 +13,20 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from faceattr.claims.base import ClaimSpec
 from faceattr.config import ProtocolError, TableReader
 from faceattr.data.sources import SourceSpec, parse_source
 from faceattr.errors import InputError
+from faceattr.integrity import check_safe_name
 from faceattr.falsification.counterfactuals import FILL_STRATEGIES, FillStrategy
 from faceattr.falsification.engine import FalsificationSettings
 from faceattr.falsification.planning import hoeffding_k
 from faceattr.io import dumps_strict, read_user_text
+
+if TYPE_CHECKING:
+    from faceattr.models.files import ModelFileSpec
 
 __all__ = ["ClaimSpec", "ExecutionSpec", "FalsificationSpec", "MethodSpec",
            "ModelSpec", "Protocol", "ProtocolError", "load_protocol"]
@@ -37,6 +41,7 @@ class ModelSpec:
     weights: str | None
     min_auc: float
     target_grad_norm_min: float
+    file: ModelFileSpec | None = None  # a model from a file (``format = ...``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +158,8 @@ def _frozen_items(table: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
 
 
 def _parse_methods(where: str, tables: list[Mapping[str, Any]]) -> tuple[MethodSpec, ...]:
-    from faceattr.attribution.registry import build_method
+    from faceattr.attribution.registry import method_class
+    from faceattr.registry import is_import_path
 
     specs: list[MethodSpec] = []
     for i, table in enumerate(tables):
@@ -162,10 +168,16 @@ def _parse_methods(where: str, tables: list[Mapping[str, Any]]) -> tuple[MethodS
         reader = TableReader({k: rest.pop(k) for k in ("method", "id", "relevance")
                               if k in rest}, loc)
         name = reader.text("method")
-        method_id = reader.text("id", default=name)
+        cls = method_class(name, loc)
+        # an import path is no id: the class's registry name is (``id`` may name it)
+        method_id = reader.text("id", default=cls.info.name if is_import_path(name) else name)
         relevance = reader.text("relevance", default="signed", allowed=["signed", "abs"])
         reader.finish()
-        build_method(method_id, name, rest, loc)  # validates the parameters now
+        try:
+            check_safe_name(f"{loc}: method id", method_id)
+        except InputError as exc:
+            raise ProtocolError(str(exc)) from None
+        cls.from_params(method_id, TableReader(rest, loc))  # validates the parameters now
         specs.append(MethodSpec(id=method_id, method=name,
                                 relevance=cast(Literal["signed", "abs"], relevance),
                                 params=_frozen_items(rest)))
@@ -196,17 +208,34 @@ def _parse_claims(where: str, tables: list[Mapping[str, Any]],
     return tuple(declared)
 
 
-def _parse_model(where: str, table: Mapping[str, Any]) -> ModelSpec:
-    from faceattr.models.loading import MODEL_NAMES
+def _parse_model(where: str, table: Mapping[str, Any], base_dir: Path) -> ModelSpec:
+    """``[model]``: a registered name (or import path of a loader) with optional weights, or
+    a model file (``format = "onnx" | "torchscript" | "state_dict"``); relative paths are
+    taken from the protocol's folder."""
+    from faceattr.models.loading import MODEL_REGISTRY
 
-    r = TableReader(table, f"{where} [model]")
-    spec = ModelSpec(name=r.text("name", allowed=list(MODEL_NAMES)),
-                     weights=r.text("weights", default="") or None,
-                     min_auc=r.fraction("min_auc"),
-                     target_grad_norm_min=r.number("target_grad_norm_min", default=1e-6,
-                                                   minimum=0.0))
+    loc = f"{where} [model]"
+    rest = dict(table)
+    gate = TableReader({k: rest.pop(k) for k in ("min_auc", "target_grad_norm_min")
+                        if k in rest}, loc)
+    min_auc = gate.fraction("min_auc")
+    grad_min = gate.number("target_grad_norm_min", default=1e-6, minimum=0.0)
+    gate.finish()
+    r = TableReader(rest, loc)
+    if "format" in rest:
+        from faceattr.models.files import read_model_file_spec
+
+        file = read_model_file_spec(r, base_dir)
+        return ModelSpec(name=file.name, weights=None, min_auc=min_auc,
+                         target_grad_norm_min=grad_min, file=file)
+    name = r.text("name")
+    MODEL_REGISTRY.resolve(name, loc)  # a known name or an importable loader, now
+    weights = r.text("weights", default="") or None
     r.finish()
-    return spec
+    if weights is not None:
+        weights = str((base_dir / Path(weights).expanduser()).resolve())
+    return ModelSpec(name=name, weights=weights, min_auc=min_auc,
+                     target_grad_norm_min=grad_min, file=None)
 
 
 def _parse_regions(r: TableReader) -> tuple[str, float, float, float, tuple[float, float]]:
@@ -285,14 +314,19 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
     top = TableReader(raw, where)
     head = TableReader(top.table("protocol"), f"{where} [protocol]")
     name = head.text("name")
+    try:
+        check_safe_name(f"{where} [protocol]: protocol name", name)
+    except InputError as exc:
+        raise ProtocolError(str(exc)) from None
     description = head.text("description")
     seed = head.integer("seed", minimum=0)
     alpha = head.fraction("alpha", open_low=True, maximum=0.5)
     interval = cast(Literal["wilson", "clopper-pearson"],
                     head.text("interval_method", allowed=["wilson", "clopper-pearson"]))
     head.finish()
-    data = parse_source(top.table("data"), f"{where} [data]")
-    model = _parse_model(where, top.table("model"))
+    base_dir = Path(source_path).resolve().parent
+    data = parse_source(top.table("data"), f"{where} [data]", base_dir)
+    model = _parse_model(where, top.table("model"), base_dir)
     methods = _parse_methods(where, top.tables("methods"))
     exe_r = TableReader(top.table("execution"), f"{where} [execution]")
     execution = ExecutionSpec(pairs_per_batch=exe_r.integer("pairs_per_batch", minimum=1),
@@ -317,7 +351,7 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
     baseline = None
     if "baseline" in raw:
         br = TableReader(top.table("baseline"), f"{where} [baseline]")
-        baseline = BaselineSpec(path=br.text("path"),
+        baseline = BaselineSpec(path=str((base_dir / Path(br.text("path"))).resolve()),
                                 margin=br.fraction("margin", open_low=True, maximum=0.5),
                                 alpha=br.fraction("alpha", default=0.05, open_low=True,
                                                   maximum=0.5))

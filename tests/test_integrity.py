@@ -43,7 +43,7 @@ def test_changed_weights_give_a_new_folder_that_names_the_previous_run(
     path = _protocol(tmp_path, small_protocol(n_pairs=6, methods=("oracle",)))
     reports = tmp_path / "reports"
     first = _run(path, reports)
-    state = torch.load(REPO / "fixtures/models/synthetic_cnn.pt", weights_only=True)
+    state = torch.load(REPO / "faceattr/assets/models/synthetic_cnn.pt", weights_only=True)
     name = next(k for k, v in state.items() if v.is_floating_point() and v.ndim == 4)
     state[name] = state[name] * 1.5  # one tensor x1.5
     changed = tmp_path / "changed.pt"
@@ -201,14 +201,22 @@ def test_unsafe_names_are_refused(name: str) -> None:
 
 
 def test_a_traversal_protocol_name_never_writes_outside_the_reports_dir(tmp_path: Path) -> None:
-    text = small_protocol(n_pairs=4, methods=("oracle",)).replace(
-        'name = "small"', 'name = "../../escaped_run"')
-    path = _protocol(tmp_path, text)
-    with pytest.raises(UnsafeNameError, match=r"protocol name '\.\./\.\./escaped_run'"):
-        run_protocol(load_protocol(path), tmp_path / "a" / "reports", progress=False)
+    from faceattr.config import ProtocolError
+
+    for bad in ("../../escaped_run", "/tmp/escaped_run"):
+        text = small_protocol(n_pairs=4, methods=("oracle",)).replace(
+            'name = "small"', f'name = "{bad}"')
+        path = _protocol(tmp_path, text)
+        with pytest.raises(ProtocolError, match=r"\[protocol\]: protocol name .* is not a safe "
+                                                r"name"):
+            load_protocol(path)
     assert not list(tmp_path.rglob("escaped_run*"))
     with pytest.raises(UnsafeNameError, match="outside the reports directory"):
         confined_path(tmp_path / "reports", "../x")
+    text = small_protocol(n_pairs=4, methods=("oracle",)).replace(
+        '[[methods]]\nmethod = "oracle"', '[[methods]]\nid = "../o"\nmethod = "oracle"')
+    with pytest.raises(ProtocolError, match=r"method id '\.\./o' is not a safe name"):
+        load_protocol(_protocol(tmp_path, text))
 
 
 # --- failures become per-pair verdicts ---------------------------------------------------------

@@ -40,7 +40,7 @@ def test_execution_settings_do_not_change_the_content_hash() -> None:
     (("falsification", "k_per_region"), 1, r"k_per_region = 1 is not allowed"),
     (("protocol", "alpha"), 5, r"alpha = 5 is not allowed"),
     (("data", "genuine_fraction"), 50, r"genuine_fraction = 50 is not allowed"),
-    (("model", "name"), "resnet50", r"name = 'resnet50' is not allowed"),
+    (("model", "name"), "resnet50", r"model = 'resnet50' is not registered"),
 ])
 def test_bad_values_are_one_line_errors(path: tuple[str, str], value: object, match: str) -> None:
     raw = _raw()

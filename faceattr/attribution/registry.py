@@ -1,4 +1,5 @@
-"""The one place to add an attribution method: a frozen name -> class registry."""
+"""Attribution methods by name: the built-ins, entry points (``faceattr.methods``) and import
+paths, through the one registry mechanism (:mod:`faceattr.registry`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from faceattr.attribution.base import AttributionMethod
+from faceattr.attribution.base import AttributionMethod, MethodInfo
 from faceattr.attribution.cam import GradCAM, LayerCAM
 from faceattr.attribution.controls import (
     ConstantMap,
@@ -20,8 +21,10 @@ from faceattr.attribution.integrated import GeodesicIntegratedGradients, Integra
 from faceattr.attribution.perturbation import LIME, KernelSHAP, Occlusion
 from faceattr.attribution.propagation import LRP, DeepLift
 from faceattr.config import TableReader
+from faceattr.registry import Registry
 
-__all__ = ["METHODS", "RegisteredInvertedMap", "build_method"]
+__all__ = ["METHODS", "METHOD_REGISTRY", "RegisteredInvertedMap", "build_method",
+           "method_class"]
 
 _CLASSES: tuple[type[AttributionMethod], ...] = (
     Saliency, GradientXInput, SmoothGrad, IntegratedGradients, GeodesicIntegratedGradients,
@@ -44,12 +47,25 @@ METHODS: Mapping[str, type[AttributionMethod]] = MappingProxyType({
 })
 
 
+def _check_method(name: str, obj: object) -> type[AttributionMethod]:
+    if not (isinstance(obj, type) and issubclass(obj, AttributionMethod)):
+        raise TypeError(f"{obj!r} is not a subclass of faceattr.AttributionMethod")
+    if not isinstance(getattr(obj, "info", None), MethodInfo):
+        raise TypeError(f"{obj.__name__} has no `info = MethodInfo(...)` class attribute")
+    return obj
+
+
+#: Built-ins (above), entry points in group ``faceattr.methods`` and import paths.
+METHOD_REGISTRY: Registry[type[AttributionMethod]] = Registry(
+    kind="method", builtins=lambda: METHODS, check=_check_method)
+
+
+def method_class(name: str, where: str) -> type[AttributionMethod]:
+    """The class ``name`` names: a registered name or ``"package.module:Class"``."""
+    return METHOD_REGISTRY.resolve(name, where)
+
+
 def build_method(method_id: str, name: str, params: Mapping[str, Any], where: str
                  ) -> AttributionMethod:
-    """Instantiate registry entry ``name`` with its protocol parameters (strictly read)."""
-    if name not in METHODS:
-        from faceattr.config import ProtocolError
-
-        raise ProtocolError(f"{where}: method = {name!r} is not registered; "
-                            f"known: {', '.join(sorted(METHODS))}")
-    return METHODS[name].from_params(method_id, TableReader(params, where))
+    """Instantiate method ``name`` with its protocol parameters (strictly read)."""
+    return method_class(name, where).from_params(method_id, TableReader(params, where))

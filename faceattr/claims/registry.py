@@ -1,4 +1,10 @@
-"""The one place to add a claim kind: a frozen registry of (parser, check, family)."""
+"""Claim kinds by name: the built-ins, entry points (``faceattr.claims``) and import paths,
+through the one registry mechanism (:mod:`faceattr.registry`).
+
+A user's claim kind is a :class:`ClaimKind` (its family, a parameter reader, a check and a
+default id); its family names the validation check it is judged in (a family no built-in
+declares is judged by the gate's generic check).
+"""
 
 from __future__ import annotations
 
@@ -23,10 +29,11 @@ from faceattr.claims import (
 )
 from faceattr.claims.base import ClaimResult, ClaimSpec, RunArtefacts
 from faceattr.claims.params import spec_reader
-from faceattr.config import ProtocolError, TableReader
+from faceattr.config import TableReader
+from faceattr.registry import Registry
 
-__all__ = ["CLAIM_KINDS", "ClaimKind", "ParsedClaim", "evaluate_claim", "parse_claim",
-           "read_params"]
+__all__ = ["CLAIM_KINDS", "CLAIM_REGISTRY", "ClaimKind", "ParsedClaim", "claim_kind",
+           "evaluate_claim", "parse_claim", "read_params"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,26 +135,40 @@ CLAIM_KINDS: Mapping[str, ClaimKind] = MappingProxyType({
 })
 
 
+def _check_kind(name: str, obj: object) -> ClaimKind:
+    if not isinstance(obj, ClaimKind):
+        raise TypeError(f"{obj!r} is not a faceattr.claims.registry.ClaimKind")
+    return obj
+
+
+#: Built-ins (above), entry points in group ``faceattr.claims`` and import paths.
+CLAIM_REGISTRY: Registry[ClaimKind] = Registry(kind="claim", builtins=lambda: CLAIM_KINDS,
+                                               check=_check_kind)
+
+
+def claim_kind(kind: str, where: str = "claims") -> ClaimKind:
+    """The claim kind ``kind`` names (registered name or import path)."""
+    return CLAIM_REGISTRY.resolve(kind, where)
+
+
 def parse_claim(table: Mapping[str, Any], where: str, method_ids: set[str]) -> ParsedClaim:
     """Validate one claim entry: ``kind``, optional ``id``, and the kind's parameters."""
     rest = dict(table)
     head = TableReader({k: rest.pop(k) for k in ("kind", "id") if k in rest}, where)
-    kind = head.text("kind", allowed=sorted(CLAIM_KINDS))
+    kind = head.text("kind")
     explicit_id = head.text("id", default="")
     head.finish()
-    params = CLAIM_KINDS[kind].read(TableReader(rest, where), method_ids)
-    claim_id = explicit_id or CLAIM_KINDS[kind].default_id(params)
+    params = claim_kind(kind, where).read(TableReader(rest, where), method_ids)
+    claim_id = explicit_id or claim_kind(kind, where).default_id(params)
     return ParsedClaim(id=claim_id, kind=kind, params=tuple(sorted(rest.items())))
 
 
 def read_params(spec: ClaimSpec, method_ids: set[str]) -> Any:
     """The typed parameters of a declared claim."""
-    if spec.kind not in CLAIM_KINDS:
-        raise ProtocolError(f"claim {spec.id}: unknown kind {spec.kind!r}")
-    return CLAIM_KINDS[spec.kind].read(spec_reader(spec), method_ids)
+    return claim_kind(spec.kind, f"claim {spec.id}").read(spec_reader(spec), method_ids)
 
 
 def evaluate_claim(spec: ClaimSpec, run: RunArtefacts) -> ClaimResult:
     """Judge one declared claim on a run's artefacts."""
     parsed = read_params(spec, set(run.summary.methods))
-    return CLAIM_KINDS[spec.kind].check(spec.id, parsed, run)
+    return claim_kind(spec.kind, f"claim {spec.id}").check(spec.id, parsed, run)

@@ -54,7 +54,11 @@ def build_source(protocol: Protocol) -> PairSource:
 
 
 def build_model(protocol: Protocol) -> VerificationModel:
-    """The protocol's verification model."""
+    """The protocol's verification model (registered, imported, or from a model file)."""
+    if protocol.model.file is not None:
+        from faceattr.models.files import load_model_file
+
+        return load_model_file(protocol.model.file)
     weights = Path(protocol.model.weights) if protocol.model.weights else None
     return load_model(protocol.model.name, weights_path=weights)
 

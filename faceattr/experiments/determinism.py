@@ -46,7 +46,7 @@ class DeterminismResult:
         return cls(**values)
 
 
-def _worker(raw: dict[str, Any], out: Path, n_pairs: int, threads: int) -> Path:
+def _worker(raw: dict[str, Any], out: Path, n_pairs: int, threads: int, where: str) -> Path:
     spec = out / "protocol_raw.json"
     write_json(spec, raw)
     code = ("import sys, json, torch; from pathlib import Path; "
@@ -54,11 +54,12 @@ def _worker(raw: dict[str, Any], out: Path, n_pairs: int, threads: int) -> Path:
             "from faceattr.experiments.run import run_protocol; "
             f"torch.set_num_threads({threads}); "
             "raw = json.loads(Path(sys.argv[1]).read_text()); "
-            "p = parse_protocol(raw, sys.argv[1]); "
+            "p = parse_protocol(raw, sys.argv[4]); "
             "print(run_protocol(p, Path(sys.argv[2]), progress=False, "
             "limit_pairs=int(sys.argv[3])).root)")
+    # the original protocol path: relative paths in it are taken from its folder
     done = subprocess.run([sys.executable, "-c", code, str(spec), str(out / "reports"),
-                           str(n_pairs)], capture_output=True, text=True, check=False)
+                           str(n_pairs), where], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"determinism worker failed: {tail}")
@@ -66,7 +67,8 @@ def _worker(raw: dict[str, Any], out: Path, n_pairs: int, threads: int) -> Path:
 
 
 def run_determinism_stage(run_root: Path, raw: dict[str, Any], *, n_pairs: int,
-                          stochastic_methods: tuple[str, ...], threads: int) -> None:
+                          stochastic_methods: tuple[str, ...], threads: int,
+                          where: str) -> None:
     """Re-run the first ``n_pairs`` pairs in two fresh processes and record the outcome."""
     main_lines = (run_root / "records.jsonl").read_text(encoding="utf-8").splitlines()
     n_methods = len(raw["methods"])
@@ -75,8 +77,8 @@ def run_determinism_stage(run_root: Path, raw: dict[str, Any], *, n_pairs: int,
                     execution=dict(raw["execution"], pairs_per_batch=1))
     reseeded = dict(raw, protocol=dict(raw["protocol"], seed=raw["protocol"]["seed"] + 1))
     with tempfile.TemporaryDirectory(prefix="faceattr-determinism-") as tmp:
-        a = _worker(permuted, Path(tmp) / "a", n_pairs, threads).read_text().splitlines()
-        b = _worker(reseeded, Path(tmp) / "b", n_pairs, threads).read_text().splitlines()
+        a = _worker(permuted, Path(tmp) / "a", n_pairs, threads, where).read_text().splitlines()
+        b = _worker(reseeded, Path(tmp) / "b", n_pairs, threads, where).read_text().splitlines()
     first = next((f"line {i + 1}" for i, (x, y) in enumerate(zip(expected, a, strict=False))
                   if x != y), None)
     if first is None and len(a) != len(expected):

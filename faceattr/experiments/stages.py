@@ -87,7 +87,8 @@ def determinism_stage(folder: RunFolder, protocol: Protocol, threads: int) -> No
         return
     stochastic = tuple(m.method_id for m in build_methods(protocol) if m.info.stochastic)
     run_determinism_stage(folder.root, json.loads(protocol.raw), n_pairs=spec.n_pairs,
-                          stochastic_methods=stochastic, threads=threads)
+                          stochastic_methods=stochastic, threads=threads,
+                          where=protocol.source_path)
 
 
 def comparison_stage(folder: RunFolder, protocol: Protocol) -> None:

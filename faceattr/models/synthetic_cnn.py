@@ -19,9 +19,11 @@ from faceattr.errors import MissingFileError
 from faceattr.models.base import VerificationModel, load_checked_state_dict, read_state_dict
 
 __all__ = [
+    "ASSETS_DIR",
     "EMBEDDING_DIM",
     "SYNTHETIC_WEIGHTS_ENV",
     "SyntheticFaceCNN",
+    "packaged_weights",
     "default_weights_path",
     "load_synthetic_model",
 ]
@@ -76,12 +78,23 @@ class SyntheticFaceCNN(nn.Module):
         return out
 
 
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
+"""The synthetic CNNs shipped inside the package (provenance: ``fixtures/README.md``)."""
+
+
+def packaged_weights(level: int = 0) -> Path:
+    """The shipped weights of the synthetic world's difficulty ``level`` (0, 1 or 2)."""
+    if level not in (0, 1, 2):
+        raise ValueError(f"difficulty level {level} has no shipped model (0, 1 or 2)")
+    return ASSETS_DIR / ("synthetic_cnn.pt" if level == 0 else f"synthetic_cnn_d{level}.pt")
+
+
 def default_weights_path() -> Path:
-    """Return the weights path: ``$FACEATTR_SYNTHETIC_WEIGHTS`` or the committed fixture."""
+    """Return the weights path: ``$FACEATTR_SYNTHETIC_WEIGHTS`` or the shipped level-0 model."""
     override = os.environ.get(SYNTHETIC_WEIGHTS_ENV)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "fixtures" / "models" / "synthetic_cnn.pt"
+    return packaged_weights(0)
 
 
 def _sha256_file(path: Path) -> str:

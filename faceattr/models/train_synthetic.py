@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m faceattr.models.train_synthetic --seed 0 --out fixtures/models/synthetic_cnn.pt
+    python -m faceattr.models.train_synthetic --seed 0 --out faceattr/assets/models/synthetic_cnn.pt
     python -m faceattr.models.train_synthetic --seed 0 --difficulty 2 \
-        --out fixtures/models/synthetic_cnn_d2.pt
+        --out faceattr/assets/models/synthetic_cnn_d2.pt
 
 Trains :class:`~faceattr.models.synthetic_cnn.SyntheticFaceCNN` with a CosFace loss (normalised
 class weights, scale ``s``, additive cosine margin ``m``) over identities ``0..199`` of the

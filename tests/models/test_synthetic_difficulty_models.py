@@ -14,7 +14,8 @@ from faceattr.models.synthetic_eval import evaluate_synthetic_model
 from faceattr.protocol import parse_protocol
 
 ROOT = Path(__file__).resolve().parents[2]
-WEIGHTS = {1: "fixtures/models/synthetic_cnn_d1.pt", 2: "fixtures/models/synthetic_cnn_d2.pt"}
+WEIGHTS = {1: "faceattr/assets/models/synthetic_cnn_d1.pt",
+           2: "faceattr/assets/models/synthetic_cnn_d2.pt"}
 # generous bands for 100 held-out pairs (fixtures/README.md has the 500-pair numbers)
 AUC_BANDS = {1: (0.95, 1.0), 2: (0.90, 0.998)}
 

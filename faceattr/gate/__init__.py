@@ -1,0 +1,1 @@
+"""The pre-submission gate as an installable pytest suite: the plugin and its checks."""
