@@ -96,6 +96,24 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from faceattr.scaffold import init_protocol
+
+    out = init_protocol(Path(args.out), model=Path(args.model), data=Path(args.data),
+                        input_size_px=args.input_size_px, embedding_dim=args.embedding_dim,
+                        n_pairs=args.n_pairs)
+    print(f"{out}: written; check it with `faceattr plan {out}`, then `faceattr validate {out}`")
+    return 0
+
+
+def _cmd_protocol_reference(args: argparse.Namespace) -> int:
+    del args
+    from faceattr.reference import protocol_reference
+
+    print(protocol_reference(), end="")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from faceattr.report import render_report
 
@@ -177,6 +195,18 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="render report.html from a run folder")
     report.add_argument("run_dir")
     report.set_defaults(func=_cmd_report)
+    init = sub.add_parser("init", help="write a commented protocol for your model and data")
+    init.add_argument("--model", required=True, help="model file (.onnx, TorchScript .pt)")
+    init.add_argument("--data", required=True, help="data folder (pairs.csv, pairs.txt or one "
+                                                     "folder per identity)")
+    init.add_argument("--out", default="protocol.toml", help="protocol to write")
+    init.add_argument("--input-size-px", type=int, default=112, help="network input (112)")
+    init.add_argument("--embedding-dim", type=int, default=512, help="embedding size (512)")
+    init.add_argument("--n-pairs", type=int, default=100, help="pairs to use (100; 0 = all)")
+    init.set_defaults(func=_cmd_init)
+    reference = sub.add_parser("protocol-reference",
+                               help="every protocol key with type, default, unit, allowed values")
+    reference.set_defaults(func=_cmd_protocol_reference)
     validate = sub.add_parser("validate", parents=[common],
                               help="run protocols and check their claims (the gate)")
     validate.add_argument("protocol", nargs="*", help="protocol TOMLs (default: the suite's)")

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from faceattr.errors import InputError
 
-__all__ = ["ProtocolError", "TableReader"]
+__all__ = ["ProtocolError", "RecordingReader", "TableReader"]
 
 
 class ProtocolError(InputError):
@@ -150,3 +150,85 @@ class TableReader:
             allowed = ", ".join(sorted(self._read))
             raise ProtocolError(f"{self._where}: unknown key {unknown[0]!r}; "
                                 f"allowed keys: {allowed}")
+
+
+class RecordingReader(TableReader):
+    """A reader that records what a parameter reader asks for instead of reading a table.
+
+    Each typed getter records ``(key, kind, default, bounds or allowed values)`` in
+    :attr:`keys` and returns a valid value (the default, else the first allowed value or the
+    lower bound), so any reader function can be run to list the keys it accepts — the
+    protocol reference is generated from the readers themselves, never written twice.
+    """
+
+    def __init__(self, where: str) -> None:
+        super().__init__({}, where)
+        self.keys: list[dict[str, Any]] = []
+
+    def _note(self, key: str, kind: str, default: object, detail: str) -> None:
+        shown = "required" if isinstance(default, _Missing) else repr(default)
+        self.keys.append({"key": key, "type": kind, "default": shown, "allowed": detail})
+
+    def text(self, key: str, *, default: str | _Missing = _MISSING,
+             allowed: Sequence[str] | None = None) -> str:
+        """Record a string key."""
+        self._note(key, "string", default, "" if allowed is None else
+                   "one of " + ", ".join(repr(a) for a in allowed))
+        if not isinstance(default, _Missing):
+            return default
+        return allowed[0] if allowed else f"<{key}>"
+
+    def integer(self, key: str, *, default: int | _Missing = _MISSING, minimum: int | None = None,
+                maximum: int | None = None) -> int:
+        """Record an integer key."""
+        self._note(key, "integer", default, _bounds(minimum, maximum))
+        return default if not isinstance(default, _Missing) else (minimum or 0)
+
+    def number(self, key: str, *, default: float | _Missing = _MISSING,
+               minimum: float | None = None, maximum: float | None = None) -> float:
+        """Record a number key."""
+        self._note(key, "number", default, _bounds(minimum, maximum))
+        return float(default) if not isinstance(default, _Missing) else float(minimum or 0.0)
+
+    def fraction(self, key: str, *, default: float | _Missing = _MISSING,
+                 open_low: bool = False, maximum: float = 1.0) -> float:
+        """Record a fraction key."""
+        self._note(key, "fraction", default, f"{'(' if open_low else '['}0, {maximum}]")
+        return float(default) if not isinstance(default, _Missing) else maximum / 2
+
+    def texts(self, key: str, *, default: list[str], allowed: Sequence[str] | None = None
+              ) -> list[str]:
+        """Record a list-of-strings key."""
+        self._note(key, "list of strings", default, "" if allowed is None else
+                   "from " + ", ".join(repr(a) for a in allowed))
+        return list(default)
+
+    def integers(self, key: str, *, default: list[int], minimum: int, maximum: int
+                 ) -> list[int]:
+        """Record a list-of-integers key."""
+        self._note(key, "list of integers", default, _bounds(minimum, maximum))
+        return list(default)
+
+    def boolean(self, key: str, *, default: bool | _Missing = _MISSING) -> bool:
+        """Record a boolean key."""
+        self._note(key, "boolean", default, "true or false")
+        return default if not isinstance(default, _Missing) else False
+
+    def table(self, key: str) -> Mapping[str, Any]:
+        """Record a sub-table key (an empty table is returned)."""
+        self._note(key, "table", _MISSING, "")
+        return {}
+
+    def tables(self, key: str) -> list[Mapping[str, Any]]:
+        """Record an array-of-tables key (none is returned)."""
+        self._note(key, "array of tables", [], "")
+        return []
+
+    def finish(self) -> None:
+        """Nothing to refuse: no table was read."""
+
+
+def _bounds(low: float | None, high: float | None) -> str:
+    if low is None and high is None:
+        return ""
+    return f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"

@@ -19,10 +19,10 @@ from faceattr.claims.base import ClaimSpec
 from faceattr.config import ProtocolError, TableReader
 from faceattr.data.sources import SourceSpec, parse_source
 from faceattr.errors import InputError
-from faceattr.integrity import check_safe_name
 from faceattr.falsification.counterfactuals import FILL_STRATEGIES, FillStrategy
 from faceattr.falsification.engine import FalsificationSettings
 from faceattr.falsification.planning import hoeffding_k
+from faceattr.integrity import check_safe_name
 from faceattr.io import dumps_strict, read_user_text
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from faceattr.rng import torch_generator
 
 torch.set_num_threads(1)
 
-FIXTURE = Path(__file__).resolve().parents[1] / "faceattr" / "assets" / "models" / "synthetic_cnn.pt"
+FIXTURE = Path(__file__).resolve().parents[1] / "faceattr/assets/models/synthetic_cnn.pt"
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ import pytest
 pytest_plugins = ("faceattr.gate.plugin",)
 
 PROTOCOL_DIR = Path(__file__).parent / "protocols"
-DEFAULTS = ("synthetic.toml", "validity.toml", "demo.toml")
+DEFAULT_PROTOCOLS = ("synthetic.toml", "validity.toml", "demo.toml")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     if not config.option.protocol:
-        config.option.protocol = [str(PROTOCOL_DIR / name) for name in DEFAULTS]
+        config.option.protocol = [str(PROTOCOL_DIR / name) for name in DEFAULT_PROTOCOLS]

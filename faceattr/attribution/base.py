@@ -8,8 +8,9 @@ is constant and has zero gradient (PITFALLS.md #5).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -18,10 +19,11 @@ from torch import nn
 
 from faceattr.config import TableReader
 from faceattr.models.base import VerificationModel, verification_score
+from faceattr.params import NoParams, normalised, param, read_params, reference
 
 __all__ = ["AngularSimilarityModule", "AttributionBatch", "AttributionDetails",
-           "AttributionMethod", "MethodInfo", "UnsupportedModelError", "VerificationScoreModule",
-           "aggregate_channels"]
+           "AttributionMethod", "BatchParams", "MethodInfo", "UnsupportedModelError",
+           "VerificationScoreModule", "aggregate_channels"]
 
 Aggregation = Literal["abs_sum", "signed_sum", "map"]
 
@@ -144,7 +146,7 @@ ANGULAR_CLAMP = 1.0 - 1e-6
 changes the angular similarity by at most ``arccos(1 - 1e-6)/pi ~= 4.5e-4`` and only there."""
 
 
-class AngularSimilarityModule(nn.Module):
+class AngularSimilarityModule(VerificationScoreModule):
     """``x_a -> 1 - d_g(f(x_a), f(x_b)) / pi`` with the partner embedding fixed, (N,).
 
     ``d_g(u, v) = arccos(<u, v>)`` is the geodesic distance on the unit sphere (ARCHITECTURE.md);
@@ -152,21 +154,10 @@ class AngularSimilarityModule(nn.Module):
     function of the cosine score ``s``, so it ranks pairs exactly as ``s`` does.
     """
 
-    def __init__(self, model: VerificationModel, partner_embeddings: torch.Tensor) -> None:
-        super().__init__()
-        self.network = model.network
-        self._model = model
-        self.register_buffer("partner", partner_embeddings.detach())
-
     def forward(self, probes: torch.Tensor, partner: torch.Tensor | None = None) -> torch.Tensor:
         """Return the angular similarity of each probe to its partner (``partner`` as in
         :meth:`VerificationScoreModule.forward`)."""
-        if partner is None:
-            stored = self.partner
-            assert isinstance(stored, torch.Tensor)
-            partner = stored
-        cosine = verification_score(self._model.embed(probes), partner)
-        cosine = torch.clamp(cosine, -ANGULAR_CLAMP, ANGULAR_CLAMP)
+        cosine = torch.clamp(super().forward(probes, partner), -ANGULAR_CLAMP, ANGULAR_CLAMP)
         return 1.0 - torch.arccos(cosine) / torch.pi
 
 
@@ -181,23 +172,57 @@ def aggregate_channels(relevance: torch.Tensor, aggregation: Aggregation) -> NDA
     return reduced.detach().to(torch.float64).cpu().numpy()
 
 
+@dataclass(frozen=True, kw_only=True)
+class BatchParams:
+    """How much work one forward/backward pass takes (it chunks the work, never the maths)."""
+
+    internal_batch_size: int = param(
+        64, minimum=1, maximum=1 << 16, unit="rows",
+        doc="largest number of model inputs per forward/backward pass (never changes the maps)")
+
+
 class AttributionMethod(ABC):
     """Base class: one instance per protocol method entry.
 
-    Subclasses set ``info`` and implement :meth:`attribute`; they read their parameters in
-    :meth:`from_params`. Adding a method = one subclass + one line in the registry.
+    Subclasses set ``info``, declare their protocol parameters once as the frozen dataclass
+    ``Params`` (fields made with :func:`faceattr.params.param`; none: :class:`NoParams`) and
+    implement :meth:`attribute`. Adding a method = one subclass + one line in the registry.
+
+    Parameters
+    ----------
+    method_id : str
+        The protocol entry's id (keys the random streams).
+    params : Params, optional
+        The method's parameters; omitted: every default.
     """
 
     info: ClassVar[MethodInfo]
+    Params: ClassVar[type[Any]] = NoParams
+    params: object
 
-    def __init__(self, method_id: str) -> None:
+    def __init__(self, method_id: str, params: object | None = None) -> None:
+        if params is None:
+            params = self.Params()
+        elif type(params) is not self.Params:
+            raise TypeError(f"{type(self).__name__} takes {self.Params.__qualname__}, got "
+                            f"{type(params).__qualname__}")
         self.method_id = method_id
+        self.params = params
+
+    @classmethod
+    def choices(cls) -> Mapping[str, Sequence[str]]:
+        """Allowed values of parameters known only at run time, by name (none here)."""
+        return {}
+
+    @classmethod
+    def parameter_reference(cls) -> list[dict[str, Any]]:
+        """The protocol reference of ``Params`` (:func:`faceattr.params.reference`)."""
+        return reference(cls.Params, allowed=cls.choices())
 
     @classmethod
     def from_params(cls, method_id: str, params: TableReader) -> AttributionMethod:
-        """Build from a protocol entry; methods without parameters accept none."""
-        params.finish()
-        return cls(method_id)
+        """Build from a protocol entry, reading ``Params`` strictly (unknown keys refused)."""
+        return cls(method_id, read_params(cls.Params, params, allowed=cls.choices()))
 
     @abstractmethod
     def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:
@@ -212,6 +237,7 @@ class AttributionMethod(ABC):
         return AttributionDetails(maps=self.attribute(batch))
 
     def describe(self) -> dict[str, str | bool | float | int]:
-        """Parameters and flags for provenance."""
+        """Identity, flags and every parameter (:func:`faceattr.params.normalised`)."""
         return {"method_id": self.method_id, "name": self.info.name,
-                "reference": self.info.reference, "aggregation": self.info.aggregation}
+                "reference": self.info.reference, "aggregation": self.info.aggregation,
+                **normalised(self.params)}

@@ -6,13 +6,14 @@ which other pairs share its batch (batch invariance).
 
 from __future__ import annotations
 
-from typing import Literal, cast, get_args
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 
-from faceattr.config import TableReader
+from faceattr.params import param
 
-__all__ = ["BASELINES", "BaselineKind", "make_baseline", "read_baseline"]
+__all__ = ["BASELINES", "BaselineKind", "BaselineParams", "make_baseline"]
 
 BaselineKind = Literal["black", "blur", "mean"]
 BASELINES: tuple[str, ...] = get_args(BaselineKind)
@@ -60,9 +61,16 @@ def make_baseline(probes: torch.Tensor, kind: BaselineKind, *, blur_sigma_px: fl
     raise ValueError(f"unknown baseline {kind!r}; expected one of {BASELINES}")
 
 
-def read_baseline(params: TableReader, default: BaselineKind = "black"
-                  ) -> tuple[BaselineKind, float]:
-    """Read ``baseline`` and ``blur_sigma_px`` (default 4.0 px) from a method's table."""
-    kind = params.text("baseline", default=default, allowed=BASELINES)
-    sigma = params.number("blur_sigma_px", default=4.0, minimum=0.1, maximum=64.0)
-    return cast(BaselineKind, kind), sigma
+@dataclass(frozen=True, kw_only=True)
+class BaselineParams:
+    """The reference input of path and perturbation methods (see :func:`make_baseline`)."""
+
+    baseline: BaselineKind = param(
+        "black", doc="reference input: all zeros, the blurred probe or the probe's mean colour")
+    blur_sigma_px: float = param(4.0, minimum=0.1, maximum=64.0, unit="px",
+                                 doc="standard deviation of the 'blur' baseline")
+
+    def make_baselines(self, probes: torch.Tensor) -> torch.Tensor:
+        """The declared baseline of each probe (:func:`make_baseline`)."""
+        return make_baseline(probes, self.baseline, blur_sigma_px=self.blur_sigma_px)
+

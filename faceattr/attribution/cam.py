@@ -10,7 +10,8 @@ values before upsampling, which bounds how finely it can rank pixels.
 
 from __future__ import annotations
 
-from typing import Literal, cast
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -27,8 +28,8 @@ from faceattr.attribution.base import (
     UnsupportedModelError,
     VerificationScoreModule,
 )
-from faceattr.config import TableReader
 from faceattr.models.base import VerificationModel
+from faceattr.params import param
 
 __all__ = ["GradCAM", "LayerCAM", "resolve_cam_layer"]
 
@@ -76,19 +77,19 @@ def resolve_cam_layer(model: VerificationModel, layer: str, probe: torch.Tensor)
 
 
 class _CamMethod(AttributionMethod):
-    def __init__(self, method_id: str, layer: str = AUTO_LAYER,
-                 upsampling: Upsampling = "bilinear") -> None:
-        super().__init__(method_id)
-        self.layer = layer
-        self.upsampling: Upsampling = upsampling
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        """The layer a CAM reads and how its map reaches the input size."""
 
-    @classmethod
-    def from_params(cls, method_id: str, params: TableReader) -> AttributionMethod:
-        """Read ``layer`` (default ``"auto"``) and ``upsampling`` (bilinear | nearest)."""
-        layer = params.text("layer", default=AUTO_LAYER)
-        upsampling = params.text("upsampling", default="bilinear", allowed=("bilinear", "nearest"))
-        params.finish()
-        return cls(method_id, layer, cast(Upsampling, upsampling))
+        layer: str = param(AUTO_LAYER, doc="module name of the layer read, or 'auto': the last "
+                           "convolutional block (see resolve_cam_layer)")
+        upsampling: Upsampling = param("bilinear",
+                                       doc="interpolation of the layer map to the input size")
+
+    params: Params
+
+    def __init__(self, method_id: str, params: _CamMethod.Params | None = None) -> None:
+        super().__init__(method_id, params)
 
     def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:
         """Return the upsampled maps (N, H, W)."""
@@ -100,7 +101,7 @@ class _CamMethod(AttributionMethod):
 
     def attribute_with_details(self, batch: AttributionBatch) -> AttributionDetails:
         """Return the maps with the layer, its native (h, w) and the upsampling."""
-        name = resolve_cam_layer(batch.model, self.layer, batch.probes)
+        name = resolve_cam_layer(batch.model, self.params.layer, batch.probes)
         score = VerificationScoreModule(batch.model, batch.partner_embeddings)
         # inputs require grad so the layer output does even when parameters are frozen
         probes = batch.probes.detach().clone().requires_grad_(True)
@@ -108,16 +109,12 @@ class _CamMethod(AttributionMethod):
                                   batch.partner_embeddings)
         height, width = probes.shape[-2:]
         up = LayerAttribution.interpolate(native.detach(), (height, width),
-                                          interpolate_mode=self.upsampling)
+                                          interpolate_mode=self.params.upsampling)
         maps = up[:, 0].to(torch.float64).cpu().numpy()
         return AttributionDetails(maps=maps, layer=name,
                                   native_resolution=(int(native.shape[-2]),
                                                      int(native.shape[-1])),
-                                  upsampling=self.upsampling)
-
-    def describe(self) -> dict[str, str | bool | float | int]:
-        """Include the layer and the upsampling."""
-        return {**super().describe(), "layer": self.layer, "upsampling": self.upsampling}
+                                  upsampling=self.params.upsampling)
 
 
 class GradCAM(_CamMethod):
@@ -130,9 +127,9 @@ class GradCAM(_CamMethod):
     Parameters
     ----------
     method_id : str
-    layer : str
-        Module name, or ``"auto"`` (see :func:`resolve_cam_layer`).
-    upsampling : {"bilinear", "nearest"}
+    params : GradCAM.Params, optional
+        See ``Params`` (``layer``: a module name or ``"auto"``, :func:`resolve_cam_layer`;
+        defaults when omitted).
 
     References
     ----------
@@ -162,8 +159,9 @@ class LayerCAM(_CamMethod):
 
     Parameters
     ----------
-    method_id, layer, upsampling
-        As :class:`GradCAM`.
+    method_id : str
+    params : LayerCAM.Params, optional
+        See ``Params`` (the same as :class:`GradCAM`'s; defaults when omitted).
 
     References
     ----------

@@ -11,7 +11,8 @@ quality: the dose-response family that checks the test ranks maps the way the tr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -21,6 +22,7 @@ from scipy.ndimage import gaussian_filter, shift
 
 from faceattr.attribution.base import AttributionBatch, AttributionMethod, MethodInfo
 from faceattr.config import TableReader
+from faceattr.params import param
 from faceattr.rng import numpy_generator
 
 __all__ = ["ConstantMap", "InvertedMap", "NoisyOracleMap", "OracleMap", "RandomMap"]
@@ -28,6 +30,14 @@ __all__ = ["ConstantMap", "InvertedMap", "NoisyOracleMap", "OracleMap", "RandomM
 
 class MissingGroundTruthError(ValueError):
     """The data source has no identity masks, so no oracle map exists."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmoothingParams:
+    """Smoothing of the identity masks."""
+
+    sigma_px: float = param(1.5, minimum=0.0, maximum=16.0, unit="px",
+                            doc="standard deviation of the Gaussian smoothing of the masks")
 
 
 def _degraded_masks(batch: AttributionBatch, sigma_px: float,
@@ -49,6 +59,12 @@ class OracleMap(AttributionMethod):
     identity regions and decays with distance from them. Larger ``sigma_px`` or a shift give
     degraded maps of measurable quality.
 
+    Parameters
+    ----------
+    method_id : str
+    params : OracleMap.Params, optional
+        See ``Params`` (defaults when omitted).
+
     References
     ----------
     The known-answer control of synthetic benchmarks, e.g. L. Arras, A. Osman, W. Samek,
@@ -60,29 +76,24 @@ class OracleMap(AttributionMethod):
                       aggregation="map", multiplies_by_inputs=False, has_convergence_delta=False,
                       stochastic=False, is_control=True)
 
-    def __init__(self, method_id: str, sigma_px: float = 1.5,
-                 shift_px: tuple[float, float] = (0.0, 0.0)) -> None:
-        super().__init__(method_id)
-        self.sigma_px = sigma_px
-        self.shift_px = shift_px
+    @dataclass(frozen=True, kw_only=True)
+    class Params(SmoothingParams):
+        """The degradation: smoothing and displacement of the masks."""
 
-    @classmethod
-    def from_params(cls, method_id: str, params: TableReader) -> AttributionMethod:
-        """Read ``sigma_px`` (default 1.5) and ``shift_y_px``/``shift_x_px`` (default 0)."""
-        sigma_px = params.number("sigma_px", default=1.5, minimum=0.0, maximum=16.0)
-        shift_px = (params.number("shift_y_px", default=0.0, minimum=-32.0, maximum=32.0),
-                    params.number("shift_x_px", default=0.0, minimum=-32.0, maximum=32.0))
-        params.finish()
-        return cls(method_id, sigma_px, shift_px)
+        shift_y_px: float = param(0.0, minimum=-32.0, maximum=32.0, unit="px",
+                                  doc="vertical displacement of the masks (zeros enter)")
+        shift_x_px: float = param(0.0, minimum=-32.0, maximum=32.0, unit="px",
+                                  doc="horizontal displacement of the masks (zeros enter)")
+
+    params: Params
+
+    def __init__(self, method_id: str, params: OracleMap.Params | None = None) -> None:
+        super().__init__(method_id, params)
 
     def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:
         """Return the (shifted) smoothed masks (N, H, W)."""
-        return _degraded_masks(batch, self.sigma_px, self.shift_px)
-
-    def describe(self) -> dict[str, str | bool | float | int]:
-        """Include the degradation parameters."""
-        return {**super().describe(), "sigma_px": self.sigma_px,
-                "shift_y_px": self.shift_px[0], "shift_x_px": self.shift_px[1]}
+        return _degraded_masks(batch, self.params.sigma_px,
+                               (self.params.shift_y_px, self.params.shift_x_px))
 
 
 def _uniform_maps(batch: AttributionBatch, method_id: str) -> NDArray[np.float64]:
@@ -97,38 +108,39 @@ class NoisyOracleMap(AttributionMethod):
 
     ``noise_weight`` ``w`` in (0, 1] sets the dose: ``w -> 0`` is the oracle, ``w = 1`` the
     random control. The noise stream is ``(seed, pair_id, model, method, "map")``.
+
+    Parameters
+    ----------
+    method_id : str
+    params : NoisyOracleMap.Params
+        See ``Params`` (``noise_weight`` has no default).
     """
 
     info = MethodInfo(name="noisy_oracle", reference="dose-response control (oracle + noise)",
                       aggregation="map", multiplies_by_inputs=False, has_convergence_delta=False,
                       stochastic=True, is_control=True)
 
-    def __init__(self, method_id: str, noise_weight: float, sigma_px: float = 1.5) -> None:
-        super().__init__(method_id)
-        self.noise_weight = noise_weight
-        self.sigma_px = sigma_px
+    @dataclass(frozen=True, kw_only=True)
+    class Params(SmoothingParams):
+        """The dose of noise and the oracle's smoothing."""
 
-    @classmethod
-    def from_params(cls, method_id: str, params: TableReader) -> AttributionMethod:
-        """Read ``noise_weight`` (required, in (0, 1]) and ``sigma_px`` (default 1.5)."""
-        weight = params.fraction("noise_weight", open_low=True)
-        sigma_px = params.number("sigma_px", default=1.5, minimum=0.0, maximum=16.0)
-        params.finish()
-        return cls(method_id, weight, sigma_px)
+        noise_weight: float = param(fraction=True, open_low=True,
+                                    doc="weight w of the uniform noise: 0+ oracle, 1 random")
+
+    params: Params
+
+    def __init__(self, method_id: str, params: NoisyOracleMap.Params) -> None:
+        super().__init__(method_id, params)
 
     def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:
         """Return the blended maps (N, H, W)."""
-        oracle = _degraded_masks(batch, self.sigma_px, (0.0, 0.0))
+        weight = self.params.noise_weight
+        oracle = _degraded_masks(batch, self.params.sigma_px, (0.0, 0.0))
         peak = oracle.reshape(oracle.shape[0], -1).max(axis=1)
         scaled = oracle / np.where(peak > 0, peak, 1.0)[:, None, None]
-        blended: NDArray[np.float64] = ((1.0 - self.noise_weight) * scaled
-                                        + self.noise_weight * _uniform_maps(batch, self.method_id))
+        blended: NDArray[np.float64] = ((1.0 - weight) * scaled
+                                        + weight * _uniform_maps(batch, self.method_id))
         return blended
-
-    def describe(self) -> dict[str, str | bool | float | int]:
-        """Include the dose."""
-        return {**super().describe(), "noise_weight": self.noise_weight,
-                "sigma_px": self.sigma_px}
 
 
 class InvertedMap(AttributionMethod):
@@ -136,7 +148,14 @@ class InvertedMap(AttributionMethod):
 
     ``of`` names one of :attr:`bases` (name -> method class; empty here). This module does
     not import the registry, which imports it: the registry's ``"inverted"`` entry is a
-    subclass whose ``bases`` are every other registered method.
+    subclass whose ``bases`` are every other registered method. The inverted method is built
+    with its defaults.
+
+    Parameters
+    ----------
+    method_id : str
+    params : InvertedMap.Params
+        See ``Params`` (``of`` has no default).
     """
 
     info = MethodInfo(name="inverted", reference="negative control (sign-flipped map)",
@@ -144,25 +163,29 @@ class InvertedMap(AttributionMethod):
                       stochastic=False, is_control=True)
     bases: ClassVar[Mapping[str, type[AttributionMethod]]] = MappingProxyType({})
 
-    def __init__(self, method_id: str, base: AttributionMethod) -> None:
-        super().__init__(method_id)
-        self.base = base
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        """The method to invert."""
+
+        of: str = param(doc="registry name of the method whose map is negated (its defaults)")
+
+    params: Params
+
+    def __init__(self, method_id: str, params: InvertedMap.Params) -> None:
+        super().__init__(method_id, params)
+        name = params.of
+        if name not in self.bases:
+            raise ValueError(f"{method_id}: of = {name!r} is not one of {sorted(self.bases)}")
+        self.base = self.bases[name].from_params(f"{method_id}.base", TableReader({}, name))
 
     @classmethod
-    def from_params(cls, method_id: str, params: TableReader) -> AttributionMethod:
-        """Read ``of`` — the registry name of the method to invert (built with defaults)."""
-        name = params.text("of", allowed=sorted(cls.bases))
-        params.finish()
-        base = cls.bases[name].from_params(f"{method_id}.base", TableReader({}, name))
-        return cls(method_id, base)
+    def choices(cls) -> Mapping[str, Sequence[str]]:
+        """``of`` names one of :attr:`bases`."""
+        return {"of": sorted(cls.bases)}
 
     def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:
         """Return ``-phi`` of the base method."""
         return -self.base.attribute(batch)
-
-    def describe(self) -> dict[str, str | bool | float | int]:
-        """Include the inverted method's name."""
-        return {**super().describe(), "of": self.base.info.name}
 
 
 class RandomMap(AttributionMethod):
@@ -172,34 +195,37 @@ class RandomMap(AttributionMethod):
     With ``smooth_sigma_px > 0`` the noise is Gaussian-smoothed into blobs: the blur control
     (removal tests can favour smooth maps, Song et al.; a blurry map that knows nothing must
     still be falsified at chance).
+
+    Parameters
+    ----------
+    method_id : str
+    params : RandomMap.Params, optional
+        See ``Params`` (defaults when omitted).
     """
 
     info = MethodInfo(name="random", reference="chance control (seeded uniform map)",
                       aggregation="map", multiplies_by_inputs=False, has_convergence_delta=False,
                       stochastic=True, is_control=True)
 
-    def __init__(self, method_id: str, smooth_sigma_px: float = 0.0) -> None:
-        super().__init__(method_id)
-        self.smooth_sigma_px = smooth_sigma_px
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        """The blur control's smoothing."""
 
-    @classmethod
-    def from_params(cls, method_id: str, params: TableReader) -> AttributionMethod:
-        """Read ``smooth_sigma_px`` (default 0: no smoothing)."""
-        sigma = params.number("smooth_sigma_px", default=0.0, minimum=0.0, maximum=16.0)
-        params.finish()
-        return cls(method_id, sigma)
+        smooth_sigma_px: float = param(0.0, minimum=0.0, maximum=16.0, unit="px",
+                                       doc="Gaussian smoothing of the noise into blobs (0: none)")
+
+    params: Params
+
+    def __init__(self, method_id: str, params: RandomMap.Params | None = None) -> None:
+        super().__init__(method_id, params)
 
     def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:
         """Return one seeded uniform (optionally smoothed) map per pair (N, H, W)."""
         maps = _uniform_maps(batch, self.method_id)
-        if self.smooth_sigma_px > 0:
-            maps = np.stack([gaussian_filter(m, sigma=self.smooth_sigma_px, mode="reflect")
-                             for m in maps])
+        sigma = self.params.smooth_sigma_px
+        if sigma > 0:
+            maps = np.stack([gaussian_filter(m, sigma=sigma, mode="reflect") for m in maps])
         return maps
-
-    def describe(self) -> dict[str, str | bool | float | int]:
-        """Include the smoothing width."""
-        return {**super().describe(), "smooth_sigma_px": self.smooth_sigma_px}
 
 
 class ConstantMap(AttributionMethod):

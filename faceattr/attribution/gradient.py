@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from captum.attr import InputXGradient as CaptumInputXGradient
@@ -15,7 +17,7 @@ from faceattr.attribution.base import (
     VerificationScoreModule,
     aggregate_channels,
 )
-from faceattr.config import TableReader
+from faceattr.params import param
 from faceattr.rng import torch_generator
 
 __all__ = ["GradientXInput", "Saliency", "SmoothGrad"]
@@ -82,10 +84,8 @@ class SmoothGrad(AttributionMethod):
     Parameters
     ----------
     method_id : str
-    n_samples : int
-        Noisy copies per probe (default 8).
-    noise_sd : float
-        Noise standard deviation in [0, 1]-image units (default 0.15).
+    params : SmoothGrad.Params, optional
+        See ``Params`` (defaults when omitted).
 
     References
     ----------
@@ -100,25 +100,27 @@ class SmoothGrad(AttributionMethod):
     MAX_ROWS: int = 64
     """Largest number of noisy images per forward/backward pass."""
 
-    def __init__(self, method_id: str, n_samples: int = 8, noise_sd: float = 0.15) -> None:
-        super().__init__(method_id)
-        self.n_samples = n_samples
-        self.noise_sd = noise_sd
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        """The noise."""
 
-    @classmethod
-    def from_params(cls, method_id: str, params: TableReader) -> AttributionMethod:
-        """Read ``n_samples`` (default 8) and ``noise_sd`` (default 0.15)."""
-        n_samples = params.integer("n_samples", default=8, minimum=1, maximum=1024)
-        noise_sd = params.number("noise_sd", default=0.15, minimum=0.0, maximum=1.0)
-        params.finish()
-        return cls(method_id, n_samples, noise_sd)
+        n_samples: int = param(8, minimum=1, maximum=1024, unit="samples",
+                               doc="noisy copies of each probe")
+        noise_sd: float = param(0.15, minimum=0.0, maximum=1.0, unit="[0, 1] image units",
+                                doc="standard deviation of the Gaussian input noise")
+
+    params: Params
+
+    def __init__(self, method_id: str, params: SmoothGrad.Params | None = None) -> None:
+        super().__init__(method_id, params)
 
     def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:
         """Return the noise-averaged absolute gradient per pixel, (N, H, W)."""
+        n_samples, noise_sd = self.params.n_samples, self.params.noise_sd
         score = VerificationScoreModule(batch.model, batch.partner_embeddings)
         probes = batch.probes.detach()
         noise = torch.stack([
-            torch.randn((self.n_samples, *probes.shape[1:]), dtype=probes.dtype,
+            torch.randn((n_samples, *probes.shape[1:]), dtype=probes.dtype,
                         generator=torch_generator(batch.seed, pair_id, batch.model.name,
                                                   self.method_id, "noise"))
             for pair_id in batch.pair_ids])  # (N, n_samples, C, H, W)
@@ -126,17 +128,13 @@ class SmoothGrad(AttributionMethod):
         # chunk of 4 probes alone is too small a batch for the CPU kernels (issue #11 (c));
         # the pass shape depends only on (N, n_samples), so maps stay reproducible
         n_rows = probes.shape[0]
-        per_pass = max(1, min(self.n_samples, self.MAX_ROWS // max(n_rows, 1)))
+        per_pass = max(1, min(n_samples, self.MAX_ROWS // max(n_rows, 1)))
         total = torch.zeros_like(probes)
-        for start in range(0, self.n_samples, per_pass):
-            count = min(per_pass, self.n_samples - start)
-            noisy = (probes[:, None] + self.noise_sd * noise[:, start:start + count])
+        for start in range(0, n_samples, per_pass):
+            count = min(per_pass, n_samples - start)
+            noisy = (probes[:, None] + noise_sd * noise[:, start:start + count])
             noisy = noisy.reshape(n_rows * count, *probes.shape[1:]).requires_grad_(True)
             partner = batch.partner_embeddings.repeat_interleave(count, dim=0)
             (grad,) = torch.autograd.grad(score(noisy, partner).sum(), noisy)
             total += grad.abs().reshape(n_rows, count, *probes.shape[1:]).sum(dim=1)
-        return aggregate_channels(total / self.n_samples, self.info.aggregation)
-
-    def describe(self) -> dict[str, str | bool | float | int]:
-        """Include the noise parameters."""
-        return {**super().describe(), "n_samples": self.n_samples, "noise_sd": self.noise_sd}
+        return aggregate_channels(total / n_samples, self.info.aggregation)

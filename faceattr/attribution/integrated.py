@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from captum.attr import IntegratedGradients as CaptumIntegratedGradients
@@ -13,14 +15,24 @@ from faceattr.attribution.base import (
     AttributionBatch,
     AttributionDetails,
     AttributionMethod,
+    BatchParams,
     MethodInfo,
     VerificationScoreModule,
     aggregate_channels,
 )
-from faceattr.attribution.baselines import BaselineKind, make_baseline, read_baseline
-from faceattr.config import TableReader
+from faceattr.attribution.baselines import BaselineParams
+from faceattr.params import param
 
-__all__ = ["GeodesicIntegratedGradients", "IntegratedGradients", "equal_arc_alphas"]
+__all__ = ["GeodesicIntegratedGradients", "IntegratedGradients", "PathParams",
+           "equal_arc_alphas"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PathParams(BaselineParams, BatchParams):
+    """Parameters of a path method from a baseline to the probe."""
+
+    n_steps: int = param(32, minimum=1, maximum=4096, unit="steps",
+                         doc="gradient evaluations along the path per pair")
 
 
 class IntegratedGradients(AttributionMethod):
@@ -31,18 +43,15 @@ class IntegratedGradients(AttributionMethod):
     completeness residual ``sum(phi) - (s(x) - s(b))`` is returned per pair by
     :meth:`attribute_with_details` (captum's ``return_convergence_delta``).
 
+    ``n_steps`` is the number of quadrature nodes; ``internal_batch_size`` has captum's
+    semantics (it chunks the steps, never changes the maths) and pairs are processed in groups
+    no larger than it. The baseline is :func:`faceattr.attribution.baselines.make_baseline`.
+
     Parameters
     ----------
     method_id : str
-    n_steps : int
-        Quadrature nodes (default 32).
-    baseline : {"black", "blur", "mean"}
-        See :func:`faceattr.attribution.baselines.make_baseline` (default ``"black"``).
-    blur_sigma_px : float
-        Blur of the ``"blur"`` baseline (default 4 px).
-    internal_batch_size : int
-        Largest number of path points per forward/backward (captum semantics: it chunks the
-        steps, never changes the maths); pairs are processed in groups no larger than it.
+    params : IntegratedGradients.Params, optional
+        See ``Params`` (:class:`PathParams`; defaults when omitted).
 
     References
     ----------
@@ -54,22 +63,11 @@ class IntegratedGradients(AttributionMethod):
                       aggregation="signed_sum", multiplies_by_inputs=True,
                       has_convergence_delta=True, stochastic=False, is_control=False)
 
-    def __init__(self, method_id: str, n_steps: int = 32, baseline: BaselineKind = "black",
-                 blur_sigma_px: float = 4.0, internal_batch_size: int = 64) -> None:
-        super().__init__(method_id)
-        self.n_steps = n_steps
-        self.baseline: BaselineKind = baseline
-        self.blur_sigma_px = blur_sigma_px
-        self.internal_batch_size = internal_batch_size
+    Params = PathParams
+    params: PathParams
 
-    @classmethod
-    def from_params(cls, method_id: str, params: TableReader) -> AttributionMethod:
-        """Read ``n_steps``, ``baseline``, ``blur_sigma_px`` and ``internal_batch_size``."""
-        n_steps = params.integer("n_steps", default=32, minimum=1, maximum=4096)
-        baseline, sigma = read_baseline(params)
-        internal = params.integer("internal_batch_size", default=64, minimum=1, maximum=1 << 16)
-        params.finish()
-        return cls(method_id, n_steps, baseline, sigma, internal)
+    def __init__(self, method_id: str, params: PathParams | None = None) -> None:
+        super().__init__(method_id, params)
 
     def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:
         """Return the IG maps (N, H, W)."""
@@ -78,10 +76,10 @@ class IntegratedGradients(AttributionMethod):
     def attribute_with_details(self, batch: AttributionBatch) -> AttributionDetails:
         """Return the maps and the signed completeness residual per pair."""
         probes = batch.probes.detach()
-        baselines = make_baseline(probes, self.baseline, blur_sigma_px=self.blur_sigma_px)
+        baselines = self.params.make_baselines(probes)
         # captum warns and ignores internal_batch_size when it is below the number of examples;
         # feeding it at most internal_batch_size pairs at a time keeps the bound honest.
-        rows = min(probes.shape[0], self.internal_batch_size)
+        rows = min(probes.shape[0], self.params.internal_batch_size)
         maps: list[NDArray[np.float64]] = []
         deltas: list[torch.Tensor] = []
         for start in range(0, probes.shape[0], rows):
@@ -90,8 +88,8 @@ class IntegratedGradients(AttributionMethod):
             ig = CaptumIntegratedGradients(score, multiply_by_inputs=True)
             inputs = probes[part].clone().requires_grad_(True)
             relevance, delta = ig.attribute(inputs, baselines=baselines[part],
-                                            n_steps=self.n_steps,
-                                            internal_batch_size=self.internal_batch_size,
+                                            n_steps=self.params.n_steps,
+                                            internal_batch_size=self.params.internal_batch_size,
                                             additional_forward_args=(
                                                 batch.partner_embeddings[part],),
                                             return_convergence_delta=True)
@@ -102,10 +100,8 @@ class IntegratedGradients(AttributionMethod):
             convergence_delta=torch.cat(deltas).to(torch.float64).cpu().numpy())
 
     def describe(self) -> dict[str, str | bool | float | int]:
-        """Include the path and quadrature parameters."""
-        return {**super().describe(), "n_steps": self.n_steps, "baseline": self.baseline,
-                "blur_sigma_px": self.blur_sigma_px, "quadrature": "gausslegendre",
-                "internal_batch_size": self.internal_batch_size}
+        """Include the quadrature rule."""
+        return {**super().describe(), "quadrature": "gausslegendre"}
 
 
 ARC_BLEND = 1e-3
@@ -181,15 +177,14 @@ class GeodesicIntegratedGradients(AttributionMethod):
     method equals IG applied to ``F``; at a finite budget it is a different estimator of that
     integral, and its claimed advantage is a smaller completeness residual per step.
 
+    ``n_steps`` is the number of segments (gradient evaluations) per pair, ``n_pilot`` the
+    number of pilot segments (forward passes only).
+
     Parameters
     ----------
     method_id : str
-    n_steps : int
-        Gradient evaluations (segments) per pair (default 32).
-    n_pilot : int
-        Pilot segments for the arc length (default 64; forward passes only).
-    baseline, blur_sigma_px, internal_batch_size
-        As :class:`IntegratedGradients`.
+    params : GeodesicIntegratedGradients.Params, optional
+        See ``Params`` (defaults when omitted).
 
     References
     ----------
@@ -203,26 +198,18 @@ class GeodesicIntegratedGradients(AttributionMethod):
                       aggregation="signed_sum", multiplies_by_inputs=True,
                       has_convergence_delta=True, stochastic=False, is_control=False)
 
-    def __init__(self, method_id: str, n_steps: int = 32, n_pilot: int = 64,
-                 baseline: BaselineKind = "black", blur_sigma_px: float = 4.0,
-                 internal_batch_size: int = 64) -> None:
-        super().__init__(method_id)
-        self.n_steps = n_steps
-        self.n_pilot = n_pilot
-        self.baseline: BaselineKind = baseline
-        self.blur_sigma_px = blur_sigma_px
-        self.internal_batch_size = internal_batch_size
+    @dataclass(frozen=True, kw_only=True)
+    class Params(PathParams):
+        """Geodesic IG's parameters: IG's and the pilot grid."""
 
-    @classmethod
-    def from_params(cls, method_id: str, params: TableReader) -> AttributionMethod:
-        """Read ``n_steps``, ``n_pilot``, ``baseline``, ``blur_sigma_px``,
-        ``internal_batch_size``."""
-        n_steps = params.integer("n_steps", default=32, minimum=1, maximum=4096)
-        n_pilot = params.integer("n_pilot", default=64, minimum=1, maximum=1 << 14)
-        baseline, sigma = read_baseline(params)
-        internal = params.integer("internal_batch_size", default=64, minimum=1, maximum=1 << 16)
-        params.finish()
-        return cls(method_id, n_steps, n_pilot, baseline, sigma, internal)
+        n_pilot: int = param(64, minimum=1, maximum=1 << 14, unit="steps",
+                             doc="pilot segments measuring the arc length (forward passes only)")
+
+    params: Params
+
+    def __init__(self, method_id: str,
+                 params: GeodesicIntegratedGradients.Params | None = None) -> None:
+        super().__init__(method_id, params)
 
     def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:
         """Return the Geodesic IG maps (N, H, W)."""
@@ -230,14 +217,16 @@ class GeodesicIntegratedGradients(AttributionMethod):
 
     def _embed_chunks(self, batch: AttributionBatch, points: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return torch.cat([batch.model.embed(points[i:i + self.internal_batch_size])
-                              for i in range(0, points.shape[0], self.internal_batch_size)])
+            rows = self.params.internal_batch_size
+            return torch.cat([batch.model.embed(points[i:i + rows])
+                              for i in range(0, points.shape[0], rows)])
 
     def _path_gradients(self, target: nn.Module, partner: torch.Tensor, points: torch.Tensor
                         ) -> torch.Tensor:
         grads = []
-        for i in range(0, points.shape[0], self.internal_batch_size):
-            chunk = points[i:i + self.internal_batch_size].clone().requires_grad_(True)
+        rows = self.params.internal_batch_size
+        for i in range(0, points.shape[0], rows):
+            chunk = points[i:i + rows].clone().requires_grad_(True)
             value = target(chunk, partner.expand(chunk.shape[0], -1))
             (grad,) = torch.autograd.grad(value.sum(), chunk)
             grads.append(grad)
@@ -246,15 +235,15 @@ class GeodesicIntegratedGradients(AttributionMethod):
     def attribute_with_details(self, batch: AttributionBatch) -> AttributionDetails:
         """Return the maps and the signed completeness residual per pair."""
         probes = batch.probes.detach()
-        baselines = make_baseline(probes, self.baseline, blur_sigma_px=self.blur_sigma_px)
-        pilot_t = torch.linspace(0.0, 1.0, self.n_pilot + 1, dtype=probes.dtype)
+        baselines = self.params.make_baselines(probes)
+        pilot_t = torch.linspace(0.0, 1.0, self.params.n_pilot + 1, dtype=probes.dtype)
         maps: list[NDArray[np.float64]] = []
         deltas: list[float] = []
         for row in range(probes.shape[0]):
             x, b = probes[row:row + 1], baselines[row:row + 1]
             partner = batch.partner_embeddings[row:row + 1]
             pilot = b + pilot_t.view(-1, 1, 1, 1) * (x - b)
-            alphas = equal_arc_alphas(self._embed_chunks(batch, pilot), self.n_steps)
+            alphas = equal_arc_alphas(self._embed_chunks(batch, pilot), self.params.n_steps)
             mids = torch.from_numpy((alphas[1:] + alphas[:-1]) / 2).to(probes.dtype)
             widths = torch.from_numpy(np.diff(alphas)).to(probes.dtype)
             target = AngularSimilarityModule(batch.model, partner)
@@ -268,8 +257,5 @@ class GeodesicIntegratedGradients(AttributionMethod):
                                   convergence_delta=np.asarray(deltas, dtype=np.float64))
 
     def describe(self) -> dict[str, str | bool | float | int]:
-        """Include the path and quadrature parameters."""
-        return {**super().describe(), "n_steps": self.n_steps, "n_pilot": self.n_pilot,
-                "baseline": self.baseline, "blur_sigma_px": self.blur_sigma_px,
-                "quadrature": "midpoint at equal geodesic arc",
-                "internal_batch_size": self.internal_batch_size}
+        """Include the quadrature rule."""
+        return {**super().describe(), "quadrature": "midpoint at equal geodesic arc"}

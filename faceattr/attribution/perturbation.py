@@ -16,6 +16,7 @@ dependency, so a closed-form weighted (ridge) least-squares model is supplied
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,12 +31,13 @@ from torch.utils.data import DataLoader
 from faceattr.attribution.base import (
     AttributionBatch,
     AttributionMethod,
+    BatchParams,
     MethodInfo,
     VerificationScoreModule,
     aggregate_channels,
 )
-from faceattr.attribution.baselines import BaselineKind, make_baseline, read_baseline
-from faceattr.config import TableReader
+from faceattr.attribution.baselines import BaselineParams
+from faceattr.params import param
 from faceattr.rng import torch_generator
 
 __all__ = ["LIME", "KernelSHAP", "Occlusion", "WeightedLeastSquares", "grid_superpixels"]
@@ -49,15 +51,14 @@ class Occlusion(AttributionMethod):
     (``captum.attr.Occlusion``), summed over channels with sign (the three channels carry the
     same value, so the map is three times the per-pixel effect).
 
+    The baseline fills the occluded window; ``internal_batch_size`` is captum's
+    ``perturbations_per_eval`` (occluded copies per forward pass).
+
     Parameters
     ----------
     method_id : str
-    patch_px, stride_px : int
-        Window side and stride in pixels (defaults 8 and 4).
-    baseline, blur_sigma_px
-        Fill of the occluded window (default ``"black"``).
-    internal_batch_size : int
-        Occluded copies per forward pass (captum's ``perturbations_per_eval``; default 64).
+    params : Occlusion.Params, optional
+        See ``Params`` (defaults when omitted).
 
     References
     ----------
@@ -68,51 +69,39 @@ class Occlusion(AttributionMethod):
                       aggregation="signed_sum", multiplies_by_inputs=False,
                       has_convergence_delta=False, stochastic=False, is_control=False)
 
-    def __init__(self, method_id: str, patch_px: int = 8, stride_px: int = 4,
-                 baseline: BaselineKind = "black", blur_sigma_px: float = 4.0,
-                 internal_batch_size: int = 64) -> None:
-        super().__init__(method_id)
-        self.patch_px = patch_px
-        self.stride_px = stride_px
-        self.baseline: BaselineKind = baseline
-        self.blur_sigma_px = blur_sigma_px
-        self.internal_batch_size = internal_batch_size
+    @dataclass(frozen=True, kw_only=True)
+    class Params(BaselineParams, BatchParams):
+        """The occluding window."""
 
-    @classmethod
-    def from_params(cls, method_id: str, params: TableReader) -> AttributionMethod:
-        """Read ``patch_px``, ``stride_px``, ``baseline``, ``blur_sigma_px``,
-        ``internal_batch_size``."""
-        patch_px = params.integer("patch_px", default=8, minimum=1, maximum=1024)
-        stride_px = params.integer("stride_px", default=4, minimum=1, maximum=1024)
-        baseline, sigma = read_baseline(params)
-        internal = params.integer("internal_batch_size", default=64, minimum=1, maximum=1 << 16)
-        params.finish()
-        return cls(method_id, patch_px, stride_px, baseline, sigma, internal)
+        patch_px: int = param(8, minimum=1, maximum=1024, unit="px",
+                              doc="side of the square occluding window")
+        stride_px: int = param(4, minimum=1, maximum=1024, unit="px",
+                               doc="step of the window; (side - patch_px) must be a multiple")
+
+    params: Params
+
+    def __init__(self, method_id: str, params: Occlusion.Params | None = None) -> None:
+        super().__init__(method_id, params)
 
     def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:
         """Return the occlusion maps (N, H, W)."""
+        patch, stride = self.params.patch_px, self.params.stride_px
         height, width = batch.probes.shape[-2:]
         for side in (height, width):
-            if self.patch_px > side or (side - self.patch_px) % self.stride_px:
-                raise ValueError(f"occlusion patch_px={self.patch_px}, stride_px="
-                                 f"{self.stride_px} do not tile a side of {side} px "
-                                 "(need (side - patch_px) % stride_px == 0)")
+            if patch > side or (side - patch) % stride:
+                raise ValueError(f"occlusion patch_px={patch}, stride_px={stride} do not tile "
+                                 f"a side of {side} px (need (side - patch_px) % stride_px == 0)")
         score = VerificationScoreModule(batch.model, batch.partner_embeddings)
         probes = batch.probes.detach()
-        baselines = make_baseline(probes, self.baseline, blur_sigma_px=self.blur_sigma_px)
+        baselines = self.params.make_baselines(probes)
         channels = probes.shape[1]
         with torch.no_grad():
             relevance = CaptumOcclusion(score).attribute(
-                probes, sliding_window_shapes=(channels, self.patch_px, self.patch_px),
-                strides=(channels, self.stride_px, self.stride_px), baselines=baselines,
+                probes, sliding_window_shapes=(channels, patch, patch),
+                strides=(channels, stride, stride), baselines=baselines,
                 additional_forward_args=(batch.partner_embeddings,),
-                perturbations_per_eval=self.internal_batch_size)
+                perturbations_per_eval=self.params.internal_batch_size)
         return aggregate_channels(relevance, self.info.aggregation)
-
-    def describe(self) -> dict[str, str | bool | float | int]:
-        """Include the window."""
-        return {**super().describe(), "patch_px": self.patch_px, "stride_px": self.stride_px,
-                "baseline": self.baseline, "blur_sigma_px": self.blur_sigma_px}
 
 
 class WeightedLeastSquares(Model):  # type: ignore[misc]
@@ -173,26 +162,19 @@ def grid_superpixels(height: int, width: int, cell_px: int) -> torch.Tensor:
 
 
 class _SuperpixelMethod(AttributionMethod):
-    def __init__(self, method_id: str, n_samples: int = 200, cell_px: int = 8,
-                 baseline: BaselineKind = "black", blur_sigma_px: float = 4.0,
-                 internal_batch_size: int = 64) -> None:
-        super().__init__(method_id)
-        self.n_samples = n_samples
-        self.cell_px = cell_px
-        self.baseline: BaselineKind = baseline
-        self.blur_sigma_px = blur_sigma_px
-        self.internal_batch_size = internal_batch_size
+    @dataclass(frozen=True, kw_only=True)
+    class Params(BaselineParams, BatchParams):
+        """The sampling budget and the superpixel grid."""
 
-    @classmethod
-    def from_params(cls, method_id: str, params: TableReader) -> AttributionMethod:
-        """Read ``n_samples`` (200), ``cell_px`` (8), ``baseline``, ``blur_sigma_px``,
-        ``internal_batch_size``."""
-        n_samples = params.integer("n_samples", default=200, minimum=3, maximum=1 << 16)
-        cell_px = params.integer("cell_px", default=8, minimum=1, maximum=1024)
-        baseline, sigma = read_baseline(params)
-        internal = params.integer("internal_batch_size", default=64, minimum=1, maximum=1 << 16)
-        params.finish()
-        return cls(method_id, n_samples, cell_px, baseline, sigma, internal)
+        n_samples: int = param(200, minimum=3, maximum=1 << 16, unit="samples",
+                               doc="perturbed copies (coalitions) evaluated per pair")
+        cell_px: int = param(8, minimum=1, maximum=1024, unit="px",
+                             doc="side of a superpixel grid cell (absent cells take the baseline)")
+
+    params: Params
+
+    def __init__(self, method_id: str, params: _SuperpixelMethod.Params | None = None) -> None:
+        super().__init__(method_id, params)
 
     def _explainer(self, score: VerificationScoreModule) -> CaptumLime:
         raise NotImplementedError
@@ -200,8 +182,8 @@ class _SuperpixelMethod(AttributionMethod):
     def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:
         """Return superpixel maps (N, H, W), one keyed sampling stream per pair."""
         probes = batch.probes.detach()
-        baselines = make_baseline(probes, self.baseline, blur_sigma_px=self.blur_sigma_px)
-        mask = grid_superpixels(probes.shape[2], probes.shape[3], self.cell_px)
+        baselines = self.params.make_baselines(probes)
+        mask = grid_superpixels(probes.shape[2], probes.shape[3], self.params.cell_px)
         maps = []
         for row, pair_id in enumerate(batch.pair_ids):
             partner = batch.partner_embeddings[row:row + 1]
@@ -214,15 +196,14 @@ class _SuperpixelMethod(AttributionMethod):
                 relevance = explainer.attribute(
                     probes[row:row + 1], baselines=baselines[row:row + 1],
                     additional_forward_args=(partner,), feature_mask=mask,
-                    n_samples=self.n_samples, perturbations_per_eval=self.internal_batch_size)
+                    n_samples=self.params.n_samples,
+                    perturbations_per_eval=self.params.internal_batch_size)
             maps.append(aggregate_channels(relevance, "signed_sum") / probes.shape[1])
         return np.concatenate(maps)
 
     def describe(self) -> dict[str, str | bool | float | int]:
-        """Include the sampling and superpixel parameters."""
-        return {**super().describe(), "n_samples": self.n_samples, "cell_px": self.cell_px,
-                "superpixels": "grid", "baseline": self.baseline,
-                "blur_sigma_px": self.blur_sigma_px}
+        """Include the superpixel kind."""
+        return {**super().describe(), "superpixels": "grid"}
 
 
 class KernelSHAP(_SuperpixelMethod):
@@ -236,12 +217,8 @@ class KernelSHAP(_SuperpixelMethod):
     Parameters
     ----------
     method_id : str
-    n_samples : int
-        Coalitions evaluated per pair (default 200).
-    cell_px : int
-        Superpixel grid cell side (default 8).
-    baseline, blur_sigma_px, internal_batch_size
-        As :class:`Occlusion`.
+    params : KernelSHAP.Params, optional
+        See ``Params`` (defaults when omitted).
 
     References
     ----------
@@ -272,8 +249,9 @@ class LIME(_SuperpixelMethod):
 
     Parameters
     ----------
-    method_id, n_samples, cell_px, baseline, blur_sigma_px, internal_batch_size
-        As :class:`KernelSHAP`.
+    method_id : str
+    params : LIME.Params, optional
+        See ``Params`` (the same as :class:`KernelSHAP`'s; defaults when omitted).
 
     References
     ----------

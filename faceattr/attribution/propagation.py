@@ -26,8 +26,7 @@ from faceattr.attribution.base import (
     VerificationScoreModule,
     aggregate_channels,
 )
-from faceattr.attribution.baselines import BaselineKind, make_baseline, read_baseline
-from faceattr.config import TableReader
+from faceattr.attribution.baselines import BaselineParams
 from faceattr.models.base import VerificationModel, verification_score
 
 __all__ = ["LRP", "DeepLift", "lrp_support"]
@@ -63,9 +62,9 @@ class DeepLift(AttributionMethod):
     Parameters
     ----------
     method_id : str
-    baseline : {"black", "blur", "mean"}
-        Reference input (default ``"black"``).
-    blur_sigma_px : float
+    params : DeepLift.Params, optional
+        See ``Params`` (:class:`~faceattr.attribution.baselines.BaselineParams`: the reference
+        input; defaults when omitted).
 
     References
     ----------
@@ -77,18 +76,11 @@ class DeepLift(AttributionMethod):
                       aggregation="signed_sum", multiplies_by_inputs=True,
                       has_convergence_delta=True, stochastic=False, is_control=False)
 
-    def __init__(self, method_id: str, baseline: BaselineKind = "black",
-                 blur_sigma_px: float = 4.0) -> None:
-        super().__init__(method_id)
-        self.baseline: BaselineKind = baseline
-        self.blur_sigma_px = blur_sigma_px
+    Params = BaselineParams
+    params: BaselineParams
 
-    @classmethod
-    def from_params(cls, method_id: str, params: TableReader) -> AttributionMethod:
-        """Read ``baseline`` and ``blur_sigma_px``."""
-        baseline, sigma = read_baseline(params)
-        params.finish()
-        return cls(method_id, baseline, sigma)
+    def __init__(self, method_id: str, params: BaselineParams | None = None) -> None:
+        super().__init__(method_id, params)
 
     def attribute(self, batch: AttributionBatch) -> NDArray[np.float64]:
         """Return the DeepLIFT maps (N, H, W)."""
@@ -99,7 +91,7 @@ class DeepLift(AttributionMethod):
         model = _without_inplace_relus(batch.model)
         score = VerificationScoreModule(model, batch.partner_embeddings)
         probes = batch.probes.detach().clone().requires_grad_(True)
-        baselines = make_baseline(batch.probes, self.baseline, blur_sigma_px=self.blur_sigma_px)
+        baselines = self.params.make_baselines(batch.probes)
         with warnings.catch_warnings():
             # captum announces on every call that it hooks the activation modules (and removes
             # the hooks afterwards); informational, and only this exact message is silenced
@@ -110,11 +102,6 @@ class DeepLift(AttributionMethod):
                 return_convergence_delta=True)
         return AttributionDetails(maps=aggregate_channels(relevance, self.info.aggregation),
                                   convergence_delta=delta.detach().to(torch.float64).numpy())
-
-    def describe(self) -> dict[str, str | bool | float | int]:
-        """Include the baseline."""
-        return {**super().describe(), "baseline": self.baseline,
-                "blur_sigma_px": self.blur_sigma_px}
 
 
 ZENNIT_INSTALL = "pip install --no-deps zennit==0.5.1"

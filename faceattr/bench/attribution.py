@@ -70,9 +70,9 @@ def bench_attribution(model: VerificationModel, *, n_pairs: int, ig_steps: int,
     batch = AttributionBatch(model=model, probes=probes, partner_embeddings=partners,
                              pair_ids=tuple(f"bench{i:05d}" for i in range(n_pairs)),
                              identity_masks=None, seed=BENCH_SEED)
-    ig = IntegratedGradients("integrated_gradients", n_steps=ig_steps,
-                             internal_batch_size=internal_batch_size)
-    sg = SmoothGrad("smoothgrad", n_samples=sg_samples)
+    ig = IntegratedGradients("integrated_gradients", IntegratedGradients.Params(
+        n_steps=ig_steps, internal_batch_size=internal_batch_size))
+    sg = SmoothGrad("smoothgrad", SmoothGrad.Params(n_samples=sg_samples))
     ig_rows, sg_rows = n_pairs * ig_steps, n_pairs * sg_samples
     raw = torch.from_numpy(random_images(ig_rows, size, "attr-raw", model.name))
     raw_partners = unit_rows(ig_rows, partners.shape[1], "attr-raw", model.name)

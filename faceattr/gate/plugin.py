@@ -22,22 +22,13 @@ import pytest
 import torch
 
 from faceattr.claims import ClaimResult, ClaimSpec, RunArtefacts, evaluate_claim
-from faceattr.claims.ledger import claims_document, write_claims
 from faceattr.claims.registry import claim_kind
-from faceattr.claims.validity import declared_families
 from faceattr.errors import GateFailedError, InputError
-from faceattr.experiments.artefact_stage import load_artefacts
-from faceattr.experiments.determinism import load_determinism
-from faceattr.experiments.folder import RunFolder, load_records, load_summary
+from faceattr.experiments.folder import RunFolder, load_summary
 from faceattr.experiments.run import run_protocol
 from faceattr.experiments.summary import RunSummary
-from faceattr.integrity import record_artefacts, run_lock
-from faceattr.io import read_json
+from faceattr.gate.judging import run_artefacts, write_not_evaluated, write_verdicts
 from faceattr.protocol import Protocol, load_protocol
-from faceattr.randomisation.stage import load_randomisation
-from faceattr.report import render_report
-from faceattr.validity.dose_response import write_validity
-
 
 
 @dataclass
@@ -176,13 +167,7 @@ def _artefacts(protocol: Protocol) -> RunArtefacts:
     state = _session()
     if protocol.source_path not in state.artefacts:
         folder, summary = _run(protocol)
-        state.artefacts[protocol.source_path] = RunArtefacts(
-            summary=summary, records=load_records(folder), claims=protocol.claims,
-            randomisation=load_randomisation(folder.root),
-            determinism=load_determinism(folder.root),
-            artefacts=load_artefacts(folder.root),
-            comparison=read_json(folder.root / "comparison.json")
-            if (folder.root / "comparison.json").exists() else None)
+        state.artefacts[protocol.source_path] = run_artefacts(protocol, folder, summary)
     return state.artefacts[protocol.source_path]
 
 
@@ -229,38 +214,16 @@ def _finish_protocol(protocol: Protocol, state: _Session) -> str | None:
         root, why = state.stopped[key]
         if root is None:
             return f"{protocol.name}: gate FAILED (not evaluated: {why})"
-        folder = RunFolder(root)
-        with run_lock(root):
-            write_claims(folder.claims, claims_document(
-                root.name, protocol.content_sha256, [s.id for s in protocol.claims], {}, {},
-                not_evaluated=why))
-            record_artefacts(root, "claims.json")
-            report = render_report(root)
+        _, report = write_not_evaluated(protocol, root, why)
         return f"{protocol.name}: gate FAILED (not evaluated: {why}); report: {report}"
     if key not in state.runs:
         return None
     folder, summary = state.runs[key]
-    document = claims_document(summary.run_name, protocol.content_sha256,
-                               [s.id for s in protocol.claims], state.results.get(key, {}),
-                               state.errors.get(key, {}))
-    with run_lock(folder.root):
-        write_claims(folder.claims, document)
-        record_artefacts(folder.root, "claims.json")
-        _write_validity(protocol, folder, summary)
-        report = render_report(folder.root)
+    document, report = write_verdicts(protocol, folder, summary, state.results.get(key, {}),
+                                      state.errors.get(key, {}))
     verdict = "PASSED" if document["gate_passed"] else "FAILED"
     return (f"{protocol.name}: gate {verdict} ({document['n_passed']}/"
             f"{document['n_declared']} claims); report: {report}")
-
-
-def _write_validity(protocol: Protocol, folder: RunFolder, summary: RunSummary) -> None:
-    """Every outcome against the truth for the families the truth_tracking claims declare."""
-    try:
-        families = declared_families(protocol.claims, set(summary.methods))
-    except ValueError:  # an invalid claim is already reported as that claim's error
-        return
-    if write_validity(folder.root, load_records(folder), families, seed=summary.seed):
-        record_artefacts(folder.root, "validity.json")
 
 
 _REPORT_LINES = pytest.StashKey[list[str]]()

@@ -14,8 +14,6 @@ from faceattr.registry import Registry
 
 __all__ = ["MODEL_NAMES", "MODEL_REGISTRY", "ModelLoader", "load_model"]
 
-MODEL_NAMES = ("synthetic_cnn", "dlib_resnet", "facenet_vggface2", "facenet_casia_webface",
-               "facenet_random")
 
 
 ModelLoader = Callable[[Path | None], VerificationModel]

@@ -23,9 +23,9 @@ __all__ = [
     "EMBEDDING_DIM",
     "SYNTHETIC_WEIGHTS_ENV",
     "SyntheticFaceCNN",
-    "packaged_weights",
     "default_weights_path",
     "load_synthetic_model",
+    "packaged_weights",
 ]
 
 EMBEDDING_DIM: int = 128

@@ -9,6 +9,8 @@ from faceattr.attribution.base import UnsupportedModelError, VerificationScoreMo
 from faceattr.attribution.cam import GradCAM, LayerCAM, resolve_cam_layer
 from tests.attribution.common import make_batch, model
 
+NEAREST = GradCAM.Params(upsampling="nearest")  # LayerCAM shares the CAM parameters
+
 
 def _activation_and_gradient(layer: str) -> tuple[torch.Tensor, torch.Tensor]:
     batch = make_batch(model("synthetic_cnn"), 2)
@@ -34,8 +36,8 @@ def _activation_and_gradient(layer: str) -> tuple[torch.Tensor, torch.Tensor]:
                                                 ("act1", (32, 32))])
 def test_grad_cam_records_layer_and_native_resolution(layer: str,
                                                       native: tuple[int, int]) -> None:
-    details = GradCAM("gc", layer=layer).attribute_with_details(make_batch(model("synthetic_cnn"),
-                                                                           2))
+    details = GradCAM("gc", GradCAM.Params(layer=layer)).attribute_with_details(
+        make_batch(model("synthetic_cnn"), 2))
     assert details.layer == layer
     assert details.native_resolution == native
     assert details.upsampling == "bilinear"
@@ -49,14 +51,15 @@ def test_auto_layer_is_the_last_conv_block() -> None:
 
 def test_unknown_layer_is_an_unsupported_model_error() -> None:
     with pytest.raises(UnsupportedModelError, match="has no layer 'block8'"):
-        GradCAM("gc", layer="block8").attribute(make_batch(model("synthetic_cnn"), 1))
+        GradCAM("gc", GradCAM.Params(layer="block8")).attribute(
+            make_batch(model("synthetic_cnn"), 1))
 
 
 def test_grad_cam_matches_its_formula_at_native_resolution() -> None:
     activation, gradient = _activation_and_gradient("act4")
     weights = gradient.mean(dim=(2, 3), keepdim=True)
     expected = torch.relu((weights * activation).sum(dim=1))
-    maps = GradCAM("gc", upsampling="nearest").attribute(make_batch(model("synthetic_cnn"), 2))
+    maps = GradCAM("gc", NEAREST).attribute(make_batch(model("synthetic_cnn"), 2))
     # nearest upsampling by 8: every 8th pixel is the native value
     np.testing.assert_allclose(maps[:, ::8, ::8], expected.double().numpy(), rtol=1e-5,
                                atol=1e-9)
@@ -65,7 +68,7 @@ def test_grad_cam_matches_its_formula_at_native_resolution() -> None:
 def test_layer_cam_weights_each_activation_by_its_positive_gradient() -> None:
     activation, gradient = _activation_and_gradient("act4")
     expected = torch.relu((torch.relu(gradient) * activation).sum(dim=1))
-    maps = LayerCAM("lc", upsampling="nearest").attribute(make_batch(model("synthetic_cnn"), 2))
+    maps = LayerCAM("lc", NEAREST).attribute(make_batch(model("synthetic_cnn"), 2))
     np.testing.assert_allclose(maps[:, ::8, ::8], expected.double().numpy(), rtol=1e-5,
                                atol=1e-9)
 

@@ -17,6 +17,9 @@ from faceattr.attribution.integrated import (
 from faceattr.models.base import VerificationModel, verification_score
 from tests.attribution.common import make_batch, model
 
+IG = IntegratedGradients.Params
+GEO = GeodesicIntegratedGradients.Params
+
 SIDE = 4
 THETA = -0.5  # partner angle: phi = a.x - THETA stays in (0, pi) on the whole path
 
@@ -53,7 +56,7 @@ def test_ig_matches_the_closed_form_in_float64() -> None:
     phi0, phi1 = torch.full((2,), -THETA, dtype=torch.float64), x @ a - THETA
     factor = (torch.cos(phi1) - torch.cos(phi0)) / (x @ a)
     expected = (x * a * factor[:, None]).view(2, 3, SIDE, SIDE).sum(dim=1).numpy()
-    details = IntegratedGradients("ig", n_steps=16).attribute_with_details(batch)
+    details = IntegratedGradients("ig", IG(n_steps=16)).attribute_with_details(batch)
     # Gauss-Legendre with 16 nodes on an entire integrand: error far below float64 rounding
     # of the ~1e-3 sized values times the 48 summed terms
     np.testing.assert_allclose(details.maps, expected, rtol=1e-10, atol=1e-15)
@@ -69,7 +72,8 @@ def test_geodesic_ig_is_exact_when_the_angle_is_linear_along_the_path() -> None:
     batch, a = _analytic_batch()
     x = batch.probes.flatten(1)
     expected = (-(x * a) / np.pi).view(2, 3, SIDE, SIDE).sum(dim=1).numpy()
-    details = GeodesicIntegratedGradients("g", n_steps=3, n_pilot=8).attribute_with_details(batch)
+    method = GeodesicIntegratedGradients("g", GEO(n_steps=3, n_pilot=8))
+    details = method.attribute_with_details(batch)
     np.testing.assert_allclose(details.maps, expected, rtol=1e-9, atol=1e-15)
     assert details.convergence_delta is not None
     assert np.abs(details.convergence_delta).max() < 1e-12
@@ -100,8 +104,8 @@ def test_equal_arc_alphas_are_uniform_when_the_embedding_never_moves() -> None:
 @pytest.mark.parametrize("cls", [IntegratedGradients, GeodesicIntegratedGradients])
 def test_completeness_residual_shrinks_with_n_steps(cls: type[IntegratedGradients]) -> None:
     batch = make_batch(model("synthetic_cnn"), 2)
-    coarse = cls("m", n_steps=4).attribute_with_details(batch).convergence_delta
-    fine = cls("m", n_steps=48).attribute_with_details(batch).convergence_delta
+    coarse = cls("m", cls.Params(n_steps=4)).attribute_with_details(batch).convergence_delta
+    fine = cls("m", cls.Params(n_steps=48)).attribute_with_details(batch).convergence_delta
     assert coarse is not None
     assert fine is not None
     # quadrature error falls at least ~1/n for these piecewise-smooth (ReLU) integrands; a 12x
@@ -111,7 +115,7 @@ def test_completeness_residual_shrinks_with_n_steps(cls: type[IntegratedGradient
 
 def test_ig_residual_is_sum_of_map_minus_score_difference() -> None:
     batch = make_batch(model("synthetic_cnn"), 2)
-    details = IntegratedGradients("ig", n_steps=8).attribute_with_details(batch)
+    details = IntegratedGradients("ig", IG(n_steps=8)).attribute_with_details(batch)
     with torch.no_grad():
         s_x = verification_score(batch.model.embed(batch.probes), batch.partner_embeddings)
         s_b = verification_score(batch.model.embed(torch.zeros_like(batch.probes)),
@@ -124,8 +128,8 @@ def test_ig_residual_is_sum_of_map_minus_score_difference() -> None:
 
 def test_geodesic_ig_differs_from_ig() -> None:
     batch = make_batch(model("synthetic_cnn"), 1)
-    ig = IntegratedGradients("ig", n_steps=8).attribute(batch)
-    geo = GeodesicIntegratedGradients("g", n_steps=8).attribute(batch)
+    ig = IntegratedGradients("ig", IG(n_steps=8)).attribute(batch)
+    geo = GeodesicIntegratedGradients("g", GEO(n_steps=8)).attribute(batch)
     ig_n, geo_n = ig / np.abs(ig).max(), geo / np.abs(geo).max()
     assert np.abs(ig_n - geo_n).max() > 1e-2
 

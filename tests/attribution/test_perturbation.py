@@ -46,7 +46,7 @@ def test_kernel_shap_is_efficient() -> None:
     # coalitions with weight 1e6 against ~1 for the others, so the residual is ~1e-6 relative
     batch = make_batch(model("synthetic_cnn"), 2)
     cell = 16
-    maps = KernelSHAP("ks", n_samples=60, cell_px=cell).attribute(batch)
+    maps = KernelSHAP("ks", KernelSHAP.Params(n_samples=60, cell_px=cell)).attribute(batch)
     cell_sum = maps[:, ::cell, ::cell].sum(axis=(1, 2))
     with torch.no_grad():
         gain = (verification_score(batch.model.embed(batch.probes), batch.partner_embeddings)
@@ -58,21 +58,23 @@ def test_kernel_shap_is_efficient() -> None:
 @pytest.mark.parametrize("cls", [KernelSHAP, LIME])
 def test_superpixel_maps_are_constant_on_cells_and_keyed_by_pair(cls: type[LIME]) -> None:
     batch = make_batch(model("synthetic_cnn"), 2)
-    maps = cls("m", n_samples=40, cell_px=16).attribute(batch)
+    params = cls.Params(n_samples=40, cell_px=16)
+    maps = cls("m", params).attribute(batch)
     cells = maps.reshape(2, 4, 16, 4, 16)
     assert np.ptp(cells, axis=(2, 4)).max() == 0.0
     # another method id is another stream: the maps differ
-    assert not np.array_equal(maps, cls("m2", n_samples=40, cell_px=16).attribute(batch))
+    assert not np.array_equal(maps, cls("m2", params).attribute(batch))
 
 
 def test_occlusion_refuses_a_window_that_does_not_tile() -> None:
     with pytest.raises(ValueError, match="do not tile a side of 64 px"):
-        Occlusion("o", patch_px=10, stride_px=4).attribute(make_batch(model("synthetic_cnn"), 1))
+        Occlusion("o", Occlusion.Params(patch_px=10, stride_px=4)).attribute(
+            make_batch(model("synthetic_cnn"), 1))
 
 
 def test_occlusion_of_one_window_is_the_score_drop() -> None:
     batch = make_batch(model("synthetic_cnn"), 1)
-    maps = Occlusion("o", patch_px=64, stride_px=64).attribute(batch)
+    maps = Occlusion("o", Occlusion.Params(patch_px=64, stride_px=64)).attribute(batch)
     with torch.no_grad():
         drop = (verification_score(batch.model.embed(batch.probes), batch.partner_embeddings)
                 - verification_score(batch.model.embed(torch.zeros_like(batch.probes)),

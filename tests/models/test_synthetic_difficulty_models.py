@@ -56,16 +56,13 @@ def test_level2_is_harder_than_level1_for_its_model() -> None:
     assert aucs[2] < aucs[1]
 
 
-def test_protocol_can_name_the_level_weights_relative_to_the_repo_root(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_protocol_names_level_weights_relative_to_its_own_folder() -> None:
     raw = tomllib.loads((ROOT / "validation" / "protocols" / "synthetic.toml").read_text())
     raw["data"]["difficulty"] = 2
-    raw["model"]["weights"] = WEIGHTS[2]
-    protocol = parse_protocol(raw, "synthetic_d2.toml")
+    raw["model"]["weights"] = "../../" + WEIGHTS[2]  # from validation/protocols/
+    protocol = parse_protocol(raw, str(ROOT / "validation" / "protocols" / "synthetic_d2.toml"))
     assert protocol.data.get("difficulty") == 2
-    assert protocol.model.weights == WEIGHTS[2]
-    monkeypatch.chdir(ROOT)  # relative paths are read from the working directory (repo root)
-    assert protocol.model.weights is not None
+    assert protocol.model.weights == str((ROOT / WEIGHTS[2]).resolve())
     model = load_model(protocol.model.name, weights_path=Path(protocol.model.weights))
     expected = hashlib.sha256((ROOT / WEIGHTS[2]).read_bytes()).hexdigest()
     assert model.weights_sha256 == expected

@@ -1,0 +1,1 @@
+"""An example study: its own attribution method, ONNX model and pairs table, checked by faceattr."""

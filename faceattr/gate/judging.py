@@ -1,0 +1,76 @@
+"""What the gate does after a run, shared by the pytest plugin and the Python API.
+
+:func:`run_artefacts` assembles what claims are judged on; :func:`write_verdicts` writes
+``claims.json``, ``validity.json`` and ``report.html`` under the run folder's lock, each
+recorded in its artefact ledger; :func:`write_not_evaluated` does the same for a run stopped by
+its model gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from faceattr.claims import ClaimResult, RunArtefacts
+from faceattr.claims.ledger import claims_document, write_claims
+from faceattr.claims.validity import declared_families
+from faceattr.experiments.artefact_stage import load_artefacts
+from faceattr.experiments.determinism import load_determinism
+from faceattr.experiments.folder import RunFolder, load_records
+from faceattr.experiments.summary import RunSummary
+from faceattr.integrity import record_artefacts, run_lock
+from faceattr.io import read_json
+from faceattr.protocol import Protocol
+from faceattr.randomisation.stage import load_randomisation
+from faceattr.report import render_report
+from faceattr.validity.dose_response import write_validity
+
+__all__ = ["run_artefacts", "write_not_evaluated", "write_verdicts"]
+
+
+def run_artefacts(protocol: Protocol, folder: RunFolder, summary: RunSummary) -> RunArtefacts:
+    """The run's summary, records and stage results, with the protocol's claims."""
+    comparison = folder.root / "comparison.json"
+    return RunArtefacts(
+        summary=summary, records=load_records(folder), claims=protocol.claims,
+        randomisation=load_randomisation(folder.root), determinism=load_determinism(folder.root),
+        artefacts=load_artefacts(folder.root),
+        comparison=read_json(comparison) if comparison.exists() else None)
+
+
+def _write_validity(protocol: Protocol, folder: RunFolder, summary: RunSummary) -> None:
+    """Every outcome against the truth for the families the truth_tracking claims declare."""
+    try:
+        families = declared_families(protocol.claims, set(summary.methods))
+    except ValueError:  # an invalid claim is already reported as that claim's error
+        return
+    if write_validity(folder.root, load_records(folder), families, seed=summary.seed):
+        record_artefacts(folder.root, "validity.json")
+
+
+def write_verdicts(protocol: Protocol, folder: RunFolder, summary: RunSummary,
+                   results: Mapping[str, ClaimResult],
+                   errors: Mapping[str, str]) -> tuple[dict[str, Any], Path]:
+    """Write claims.json, validity.json and the report; return the claims document and the
+    report's path."""
+    document = claims_document(summary.run_name, protocol.content_sha256,
+                               [s.id for s in protocol.claims], results, errors)
+    with run_lock(folder.root):
+        write_claims(folder.claims, document)
+        record_artefacts(folder.root, "claims.json")
+        _write_validity(protocol, folder, summary)
+        report = render_report(folder.root)
+    return document, report
+
+
+def write_not_evaluated(protocol: Protocol, root: Path, why: str) -> tuple[dict[str, Any], Path]:
+    """claims.json with every claim "not evaluated" (``why``) and the failed-gate report."""
+    folder = RunFolder(root)
+    document = claims_document(root.name, protocol.content_sha256,
+                               [s.id for s in protocol.claims], {}, {}, not_evaluated=why)
+    with run_lock(root):
+        write_claims(folder.claims, document)
+        record_artefacts(root, "claims.json")
+        report = render_report(root)
+    return document, report
