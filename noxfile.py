@@ -54,7 +54,7 @@ def validate(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff, mypy --strict and the import contracts (.importlinter) on faceattr."""
     _install(session, "lint")
-    session.run("ruff", "check", "faceattr", "tests", "validation", "noxfile.py")
+    session.run("ruff", "check", "faceattr", "tests", "validation", "examples", "noxfile.py")
     session.run("mypy", "--strict", "faceattr")
     session.run("lint-imports")
 

@@ -148,7 +148,7 @@ def test_init_writes_a_protocol_that_plan_accepts(tmp_path: Path,
         sys.path.pop(0)
     assets = tmp_path / "assets"
     assets.mkdir()
-    with pytest.warns(Warning):  # torch's legacy ONNX exporter announces its deprecation
+    with pytest.warns(DeprecationWarning, match="legacy TorchScript-based ONNX export"):
         model = export_model(assets)
     write_pairs(assets, 6)
     out = tmp_path / "study" / "p.toml"
