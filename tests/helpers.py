@@ -135,22 +135,10 @@ def small_protocol(*, seed: int = 5, n_pairs: int = 12, k: int = 6, pairs_per_ba
 
 
 def tiny_model(seed: int = 0) -> VerificationModel:
-    # a small random conv net, initialised from an explicit generator (no global RNG)
-    import torch
-    from torch import nn
+    # a small random conv net from an explicit generator: faceattr.testing's check model
+    from faceattr.testing import tiny_model as checks_model
 
-    from faceattr.rng import torch_generator
-
-    with torch.device("meta"):
-        network = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
-                                nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(),
-                                nn.Flatten(), nn.Linear(8 * 4 * 4, 16))
-    network = network.to_empty(device="cpu")
-    generator = torch_generator(seed, "tiny_model")
-    for parameter in network.parameters():
-        nn.init.normal_(parameter, std=0.3, generator=generator)
-    return VerificationModel(name="tiny", network=network.eval(), input_size_px=16,
-                             pixel_mean=0.0, pixel_scale=255.0, weights_sha256="0" * 64)
+    return checks_model(seed)
 
 
 def graded(method: str, n: int, quality: float, margin: float,

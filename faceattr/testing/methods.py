@@ -34,6 +34,7 @@ from faceattr.attribution.base import (
 )
 from faceattr.config import TableReader
 from faceattr.errors import InputError
+from faceattr.experiments.context import take_rows
 from faceattr.models.base import VerificationModel
 from faceattr.testing._common import (
     Check,
@@ -167,11 +168,7 @@ def _subject(target: _Target) -> str:
 
 
 def _row(batch: AttributionBatch, i: int) -> AttributionBatch:
-    masks = None if batch.identity_masks is None else batch.identity_masks[i:i + 1]
-    return AttributionBatch(model=batch.model, probes=batch.probes[i:i + 1],
-                            partner_embeddings=batch.partner_embeddings[i:i + 1],
-                            pair_ids=batch.pair_ids[i:i + 1], identity_masks=masks,
-                            seed=batch.seed)
+    return take_rows(batch, [i])
 
 
 @dataclass

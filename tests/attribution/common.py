@@ -9,9 +9,11 @@ import numpy as np
 import torch
 
 from faceattr.attribution import AttributionBatch
+from faceattr.experiments.context import take_rows
 from faceattr.models.base import VerificationModel
 from faceattr.models.synthetic_cnn import load_synthetic_model
 from faceattr.rng import numpy_generator
+from faceattr.testing import BUILTIN_CHECK_PARAMS
 from tests.helpers import tiny_model
 
 # The models every method is smoke-tested on. Hook for CI: dlib's ResNet is added here
@@ -23,25 +25,8 @@ MODELS: dict[str, Callable[[], VerificationModel]] = {
 
 # Small settings so the whole suite stays fast on one CPU thread; every registry entry must
 # appear here (a registry test enforces it), so a new method is smoke-tested by construction.
-METHOD_PARAMS: dict[str, dict[str, Any]] = {
-    "saliency": {},
-    "gradient_x_input": {},
-    "smoothgrad": {"n_samples": 4},
-    "integrated_gradients": {"n_steps": 8},
-    "geodesic_ig": {"n_steps": 8, "n_pilot": 16},
-    "grad_cam": {},
-    "layer_cam": {},
-    "deeplift": {},
-    "lrp": {},
-    "occlusion": {"patch_px": 8, "stride_px": 8},
-    "kernel_shap": {"n_samples": 40, "cell_px": 8},
-    "lime": {"n_samples": 40, "cell_px": 8},
-    "oracle": {},
-    "noisy_oracle": {"noise_weight": 0.5},
-    "inverted": {"of": "saliency"},
-    "random": {},
-    "constant": {},
-}
+# the small settings the built-ins are checked with (one table: faceattr.testing's)
+METHOD_PARAMS: dict[str, dict[str, Any]] = {k: dict(v) for k, v in BUILTIN_CHECK_PARAMS.items()}
 
 _CACHE: dict[str, VerificationModel] = {}
 
@@ -71,8 +56,4 @@ def make_batch(vmodel: VerificationModel, n: int, *, seed: int = 0,
 
 
 def row(batch: AttributionBatch, i: int) -> AttributionBatch:
-    masks = None if batch.identity_masks is None else batch.identity_masks[i:i + 1]
-    return AttributionBatch(model=batch.model, probes=batch.probes[i:i + 1],
-                            partner_embeddings=batch.partner_embeddings[i:i + 1],
-                            pair_ids=batch.pair_ids[i:i + 1], identity_masks=masks,
-                            seed=batch.seed)
+    return take_rows(batch, [i])

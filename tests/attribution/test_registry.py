@@ -12,21 +12,14 @@ import torch
 from faceattr.attribution import METHODS, build_method
 from faceattr.attribution.base import AttributionMethod
 from faceattr.config import ProtocolError
+from faceattr.testing.tolerances import RTOL_BATCH_MAP
 from tests.attribution.common import METHOD_PARAMS, MODELS, make_batch, model, row
 
 N_PAIRS = 2
 ATTRIBUTION_METHODS = sorted(n for n in METHODS if not METHODS[n].info.is_control)
 
-# Batch invariance tolerance, relative to the map's largest |value|. A method's per-pair map is
-# computed from that pair's rows only (per-pair baselines, per-pair random streams, eval-mode
-# BatchNorm), so batching can change only the floating-point reduction order inside CPU
-# kernels whose blocking depends on the batch size. For float32 a sum of k terms carries a
-# relative rounding error up to about k * eps32 = k * 1.2e-7; the longest reductions here are
-# the synthetic CNN's linear layer (k = 2048) and conv4 (k = 96 * 9 = 864), so ~2.5e-4 relative
-# per layer in the worst case, and the observed error is far below (random-walk rounding).
-# 1e-3 of the map's range covers the worst case with headroom and is still 1000x below any
-# difference between methods.
-RTOL_BATCH = 1e-3
+# the derivation lives beside the constant (faceattr/testing/tolerances.py)
+RTOL_BATCH = RTOL_BATCH_MAP
 
 
 def _method(name: str) -> AttributionMethod:
