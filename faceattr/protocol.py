@@ -19,11 +19,12 @@ from faceattr.claims.base import ClaimSpec
 from faceattr.config import ProtocolError, TableReader
 from faceattr.data.sources import SourceSpec, parse_source
 from faceattr.errors import InputError
-from faceattr.falsification.counterfactuals import FILL_STRATEGIES, FillStrategy
+from faceattr.falsification.counterfactuals import FILL_STRATEGIES, fill_of
 from faceattr.falsification.engine import FalsificationSettings
 from faceattr.falsification.planning import hoeffding_k
 from faceattr.integrity import check_safe_name
 from faceattr.io import dumps_strict, read_user_text
+from faceattr.params import normalised
 
 if TYPE_CHECKING:
     from faceattr.models.files import ModelFileSpec
@@ -55,6 +56,7 @@ class MethodSpec:
     method: str
     relevance: Literal["signed", "abs"]
     params: tuple[tuple[str, Any], ...]
+    normalised: tuple[tuple[str, Any], ...] = ()  # every declared parameter (run hash)
 
     def params_dict(self) -> dict[str, Any]:
         """The parameters as a dict."""
@@ -177,10 +179,11 @@ def _parse_methods(where: str, tables: list[Mapping[str, Any]]) -> tuple[MethodS
             check_safe_name(f"{loc}: method id", method_id)
         except InputError as exc:
             raise ProtocolError(str(exc)) from None
-        cls.from_params(method_id, TableReader(rest, loc))  # validates the parameters now
+        built = cls.from_params(method_id, TableReader(rest, loc))  # validates them now
         specs.append(MethodSpec(id=method_id, method=name,
                                 relevance=cast(Literal["signed", "abs"], relevance),
-                                params=_frozen_items(rest)))
+                                params=_frozen_items(rest),
+                                normalised=_frozen_items(normalised(built.params))))
     ids = [s.id for s in specs]
     if not specs or len(set(ids)) != len(ids):
         raise ProtocolError(f"{where}: [[methods]] must be non-empty with unique ids, got {ids}")
@@ -257,7 +260,8 @@ def _parse_falsification(where: str, table: Mapping[str, Any],
     r = TableReader(table, f"{where} [falsification]")
     regions, q_frac, theta_high, theta_low, bounds = _parse_regions(r)
     k = r.integer("k_per_region", minimum=2, maximum=100_000)
-    fill = r.text("fill", allowed=list(FILL_STRATEGIES))
+    fill = r.text("fill")
+    fill_of(fill, r.where)  # a built-in, an entry point or an importable Fill, now
     blur_sigma = r.number("blur_sigma_px", minimum=0.1, maximum=32.0) if fill == "blur" else 0.0
     distance = r.text("distance", allowed=["geodesic", "score_drop"])
     tau_high = r.number("tau_high", minimum=-2.0, maximum=math.pi)
@@ -278,7 +282,7 @@ def _parse_falsification(where: str, table: Mapping[str, Any],
     settings = FalsificationSettings(
         regions=cast(Literal["quantile", "threshold"], regions), q_frac=q_frac,
         theta_high=theta_high, theta_low=theta_low, area_ratio_bounds=bounds,
-        k_per_region=k, fill=cast(FillStrategy, fill),
+        k_per_region=k, fill=fill,
         blur_sigma_px=blur_sigma,
         perturbation_sigma=r.number("perturbation_sigma", minimum=0.0, maximum=1.0),
         verdict=cast(Literal["simple", "theorem"],
@@ -295,7 +299,9 @@ def _parse_falsification(where: str, table: Mapping[str, Any],
 
 def _parse_artefacts(where: str, top: TableReader, method_ids: set[str]) -> ArtefactsSpec:
     r = TableReader(top.table("artefacts"), f"{where} [artefacts]")
-    fills = r.texts("fills", default=list(FILL_STRATEGIES), allowed=list(FILL_STRATEGIES))
+    fills = r.texts("fills", default=list(FILL_STRATEGIES))
+    for name in fills:
+        fill_of(name, r.where)
     methods = r.texts("methods", default=[], allowed=sorted(method_ids))
     spec = ArtefactsSpec(
         n_pairs=r.integer("n_pairs", minimum=2, maximum=100_000),
@@ -361,8 +367,12 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
     claims = _parse_claims(where, top.tables("claims"), {m.id for m in methods})
     top.finish()
     science = {k: v for k, v in raw.items() if k != "execution"}
-    # method order is not science: results are identical whatever the order
-    science["methods"] = sorted(raw["methods"], key=lambda m: str(m.get("id", m["method"])))
+    # the run hash covers each method's normalised parameters (every declared parameter with
+    # its value, defaults included: `n_steps = 32` written or not is one protocol); method
+    # order is not science (results are identical whatever the order)
+    science["methods"] = [{"id": m.id, "method": m.method, "relevance": m.relevance,
+                           "params": dict(m.normalised)}
+                          for m in sorted(methods, key=lambda m: m.id)]
     return Protocol(name=name, description=description, seed=seed, alpha=alpha,
                     interval_method=interval, data=data, model=model, methods=methods,
                     falsification=falsification, execution=execution,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +149,8 @@ def test_init_writes_a_protocol_that_plan_accepts(tmp_path: Path,
         sys.path.pop(0)
     assets = tmp_path / "assets"
     assets.mkdir()
-    with pytest.warns(DeprecationWarning, match="legacy TorchScript-based ONNX export"):
+    with warnings.catch_warnings():  # torch's legacy ONNX exporter announces its deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
         model = export_model(assets)
     write_pairs(assets, 6)
     out = tmp_path / "study" / "p.toml"
@@ -181,3 +183,55 @@ def test_the_protocol_reference_is_generated_and_complete() -> None:
     assert (REPO / "PROTOCOL.md").read_text(encoding="utf-8") == text, \
         "PROTOCOL.md is stale: faceattr protocol-reference > PROTOCOL.md"
     assert json.dumps(tables)  # JSON-ready
+
+
+def test_the_run_hash_covers_normalised_parameters(tmp_path: Path) -> None:
+    base = small_protocol(n_pairs=4, methods=("oracle",)) + (
+        '\n[[methods]]\nmethod = "integrated_gradients"\n')
+    hashes = []
+    for extra in ("", "n_steps = 32\n", "n_steps = 16\n"):
+        path = tmp_path / f"p{len(hashes)}.toml"
+        path.write_text(base.replace('method = "integrated_gradients"\n',
+                                     'method = "integrated_gradients"\n' + extra))
+        hashes.append(load_protocol(path).content_sha256)
+    assert hashes[0] == hashes[1]  # the default written out or not: one protocol
+    assert hashes[1] != hashes[2]
+
+
+GRAIN = None
+
+
+def test_a_users_fill_by_import_path(tmp_path: Path) -> None:
+    from faceattr.falsification.counterfactuals import Fill, counterfactuals, fill_of
+    from faceattr.rng import numpy_generator
+
+    grey = fill_of("tests.test_open_registry:GREY_FILL", "test")
+    assert isinstance(grey, Fill)
+    image = numpy_generator(0, "img").random((3, 8, 8)).astype(np.float32)
+    out = counterfactuals(image, np.arange(10), fill="tests.test_open_registry:GREY_FILL",
+                          perturbation_sigma=0.0, rngs=[numpy_generator(0, "k")])
+    assert np.all(out[0].reshape(3, -1)[:, :10] == np.float32(0.5))
+    with pytest.raises(ProtocolError, match=r"fill 'tests\.test_open_registry:GRAIN' is not "
+                                            r"usable"):
+        fill_of("tests.test_open_registry:GRAIN", "p.toml")
+    text = small_protocol(n_pairs=4, methods=("oracle",)).replace(
+        'fill = "mean"', 'fill = "tests.test_open_registry:GREY_FILL"')
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    run = faceattr.run(path, reports_dir=tmp_path / "reports")
+    assert {r.status for r in run.records} == {"valid"}
+
+
+def _grey(image: NDArray[np.float32], region_idx: NDArray[np.intp],
+          blur_sigma_px: float) -> NDArray[np.float64]:
+    del region_idx, blur_sigma_px
+    return np.full((image.shape[0], 1), 0.5)
+
+
+def _make_grey() -> object:
+    from faceattr.falsification.counterfactuals import Fill
+
+    return Fill("grey", _grey)
+
+
+GREY_FILL = _make_grey()

@@ -39,13 +39,11 @@ def _fill_settings(settings: FalsificationSettings, fill: str,
 
 
 def fill_strategy(fill: str) -> FillStrategy:
-    """Narrow a validated fill name to the engine's literal type."""
-    from faceattr.falsification.counterfactuals import FILL_STRATEGIES
+    """A validated fill name (any registered or importable :class:`Fill`)."""
+    from faceattr.falsification.counterfactuals import fill_of
 
-    for known in FILL_STRATEGIES:
-        if known == fill:
-            return known
-    raise ValueError(f"unknown fill {fill!r}")
+    fill_of(fill)
+    return fill
 
 
 def run_artefact_stage(run_root: Path, protocol: Protocol) -> None:

@@ -13,8 +13,9 @@ the draw's perturbation is the "noisy" part. Each draw adds
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,10 +23,15 @@ from scipy import sparse
 from scipy.ndimage import gaussian_filter
 from scipy.sparse.linalg import spsolve
 
-__all__ = ["FILL_STRATEGIES", "FillStrategy", "counterfactuals"]
+from faceattr.registry import Registry
 
-FillStrategy = Literal["zero", "mean", "blur", "noise", "nli"]
-FILL_STRATEGIES: tuple[FillStrategy, ...] = ("zero", "mean", "blur", "noise", "nli")
+__all__ = ["FILLS", "FILL_REGISTRY", "FILL_STRATEGIES", "Fill", "FillStrategy", "counterfactuals",
+           "fill_of"]
+
+FillStrategy = str
+"""A fill's name: a built-in (:data:`FILL_STRATEGIES`), an entry point in group
+``faceattr.fills`` or an import path ``"package.module:fill"`` of a :class:`Fill`."""
+FILL_STRATEGIES: tuple[str, ...] = ("zero", "mean", "blur", "noise", "nli")
 
 # ROAD's neighbour weights: (dy, dx, weight)
 _NLI_NEIGHBOURS = tuple((dy, dx, 1.0 / 12.0 if dy and dx else 1.0 / 6.0)
@@ -72,25 +78,80 @@ def linear_imputation(image: NDArray[np.float32], region_idx: NDArray[np.intp]
     return values
 
 
-def _base_values(flat: NDArray[np.float32], image: NDArray[np.float32], fill: FillStrategy,
-                 blur_sigma_px: float, region_idx: NDArray[np.intp]) -> NDArray[np.float64]:
-    """Deterministic fill of the region, (C, 1) or (C, |region|)."""
-    channels = flat.shape[0]
-    if fill == "zero" or fill == "noise":
-        return np.zeros((channels, 1))
-    if fill == "mean":
-        means: NDArray[np.float64] = flat.mean(axis=1, dtype=np.float64)
-        return means[:, None]
-    if fill == "blur":
-        if blur_sigma_px <= 0:
-            raise ValueError(f"blur fill needs blur_sigma_px > 0, got {blur_sigma_px}")
-        blurred = np.stack([gaussian_filter(c.astype(np.float64), sigma=blur_sigma_px,
-                                            mode="reflect") for c in image])
-        region: NDArray[np.float64] = blurred.reshape(channels, -1)[:, region_idx]
-        return region
-    if fill == "nli":
-        return linear_imputation(image, region_idx)
-    raise ValueError(f"unknown fill {fill!r}; allowed: {', '.join(FILL_STRATEGIES)}")
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """What replaces a region's pixels before the perturbation.
+
+    Attributes
+    ----------
+    name : str
+    values : callable
+        ``values(image (C, H, W) float32, region_idx, blur_sigma_px) -> (C, 1) or (C, |region|)``
+        float64: the deterministic fill of the region, computed once per counterfactual set.
+    draw : callable or None
+        ``draw(rng, channels, n_pixels) -> (C, n_pixels)``: a fill drawn anew for every
+        counterfactual from its keyed generator (replaces ``values``); None for deterministic
+        fills.
+    """
+
+    name: str
+    values: Callable[[NDArray[np.float32], NDArray[np.intp], float], NDArray[np.float64]]
+    draw: Callable[[np.random.Generator, int, int], NDArray[np.float64]] | None = None
+
+
+def _zero(image: NDArray[np.float32], region_idx: NDArray[np.intp],
+          blur_sigma_px: float) -> NDArray[np.float64]:
+    del region_idx, blur_sigma_px
+    return np.zeros((image.shape[0], 1))
+
+
+def _mean(image: NDArray[np.float32], region_idx: NDArray[np.intp],
+          blur_sigma_px: float) -> NDArray[np.float64]:
+    del region_idx, blur_sigma_px
+    means: NDArray[np.float64] = image.reshape(image.shape[0], -1).mean(axis=1,
+                                                                          dtype=np.float64)
+    return means[:, None]
+
+
+def _blur(image: NDArray[np.float32], region_idx: NDArray[np.intp],
+          blur_sigma_px: float) -> NDArray[np.float64]:
+    if blur_sigma_px <= 0:
+        raise ValueError(f"blur fill needs blur_sigma_px > 0, got {blur_sigma_px}")
+    blurred = np.stack([gaussian_filter(c.astype(np.float64), sigma=blur_sigma_px,
+                                        mode="reflect") for c in image])
+    region: NDArray[np.float64] = blurred.reshape(image.shape[0], -1)[:, region_idx]
+    return region
+
+
+def _nli(image: NDArray[np.float32], region_idx: NDArray[np.intp],
+         blur_sigma_px: float) -> NDArray[np.float64]:
+    del blur_sigma_px
+    return linear_imputation(image, region_idx)
+
+
+def _uniform_noise(rng: np.random.Generator, channels: int, n: int) -> NDArray[np.float64]:
+    return rng.uniform(0.0, 1.0, size=(channels, n))
+
+
+FILLS: Mapping[str, Fill] = MappingProxyType({
+    "zero": Fill("zero", _zero), "mean": Fill("mean", _mean), "blur": Fill("blur", _blur),
+    "noise": Fill("noise", _zero, draw=_uniform_noise), "nli": Fill("nli", _nli)})
+"""The built-in fills (ROAD's noisy linear imputation is ``nli``, Rong et al. 2022)."""
+
+
+def _check_fill(name: str, obj: object) -> Fill:
+    if not isinstance(obj, Fill):
+        raise TypeError(f"{obj!r} is not a faceattr.falsification.counterfactuals.Fill")
+    return obj
+
+
+#: Built-ins, entry points in group ``faceattr.fills`` and import paths.
+FILL_REGISTRY: Registry[Fill] = Registry(kind="fill", builtins=lambda: FILLS, check=_check_fill)
+
+
+def fill_of(name: str, where: str = "[falsification]") -> Fill:
+    """The fill ``name`` names."""
+    return FILL_REGISTRY.resolve(name, where)
 
 
 def counterfactuals(image: NDArray[np.float32], region_idx: NDArray[np.intp], *,
@@ -106,8 +167,9 @@ def counterfactuals(image: NDArray[np.float32], region_idx: NDArray[np.intp], *,
         The clean probe, float32 in [0, 1].
     region_idx : ndarray of int
         Flat pixel indices of the region to fill.
-    fill : {"zero", "mean", "blur", "noise", "nli"}
-        Fill strategy.
+    fill : str
+        The fill's name (:func:`fill_of`): ``"zero"``, ``"mean"``, ``"blur"``, ``"noise"``,
+        ``"nli"`` or a user's registered :class:`Fill`.
     perturbation_sigma : float
         SD of the per-pixel Gaussian perturbation added to the fill (0 for none).
     rngs : sequence of numpy.random.Generator
@@ -119,7 +181,8 @@ def counterfactuals(image: NDArray[np.float32], region_idx: NDArray[np.intp], *,
     """
     channels = image.shape[0]
     flat = image.reshape(channels, -1)
-    region_base = _base_values(flat, image, fill, blur_sigma_px, region_idx)
+    spec = fill_of(fill)
+    region_base = spec.values(image, region_idx, blur_sigma_px)
     shape = (len(rngs), *image.shape)
     if out is None:
         out = np.empty(shape, dtype=np.float32)
@@ -129,8 +192,8 @@ def counterfactuals(image: NDArray[np.float32], region_idx: NDArray[np.intp], *,
     rows[:] = flat
     for k, rng in enumerate(rngs):
         values = region_base
-        if fill == "noise":
-            values = rng.uniform(0.0, 1.0, size=(channels, region_idx.size))
+        if spec.draw is not None:
+            values = spec.draw(rng, channels, region_idx.size)
         if perturbation_sigma > 0:
             values = values + rng.normal(0.0, perturbation_sigma,
                                          size=(channels, region_idx.size))
