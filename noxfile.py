@@ -79,7 +79,8 @@ def example(session: nox.Session) -> None:
     session.run("python", "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dist), ".")
     (wheel,) = dist.glob("faceattr-*.whl")
     _install(session, faceattr=str(wheel))
-    session.install("--no-deps", "examples/mystudy")
+    # the wheel of this very tree, even where a reused venv holds an older build of 0.1.0
+    session.install("--force-reinstall", "--no-deps", str(wheel), "examples/mystudy")
     work = Path(tempfile.mkdtemp(prefix="faceattr-study-"))
     for name in ("study.toml", "study_defect.toml"):
         shutil.copy(Path("examples/mystudy") / name, work / name)
