@@ -235,3 +235,19 @@ def _make_grey() -> object:
 
 
 GREY_FILL = _make_grey()
+
+
+def test_validate_outside_a_checkout_uses_the_installed_gate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from faceattr import cli
+
+    monkeypatch.chdir(tmp_path)  # no validation/ suite here
+    assert cli.main(["validate"]) == 2  # which protocol? one line
+    assert "name the protocol(s) to check" in capsys.readouterr().err
+    args = cli._parser().parse_args(["validate", "study.toml", "--reports-dir", "r"])
+    command = cli._validate_command(args)
+    assert command[3:8] == ["--pyargs", "faceattr.gate.checks", "-p", "faceattr.gate.plugin",
+                            "--rootdir"]
+    assert command[-2:] == ["--protocol", "study.toml"]
+    assert cli.main(["validate", str(tmp_path / "missing.toml")]) == 2  # pytest usage error
