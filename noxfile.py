@@ -31,6 +31,7 @@ def _install(session: nox.Session, *groups: str, faceattr: str = "-e .") -> None
     # would pull another torch: install it without its dependencies (onnx comes with faceattr);
     # faceattr/models/_torchvision_shim.py supplies the torchvision.ops functions it imports.
     session.install("--no-deps", "onnx2torch==1.5.15")
+    session.install("--no-deps", "quantus==0.6.0")
     if groups:
         session.install(*nox.project.dependency_groups(PYPROJECT, *groups))
 

@@ -23,14 +23,16 @@ def pair(i: int) -> Pair:
 def valid(i: int, method: str, falsified: bool) -> PairRecord:
     high, low = ((0.2, 0.3), (0.5, 0.6)) if falsified else ((1.0, 1.2), (0.1, 0.2))
     d_high, d_low = sum(high) / 2, sum(low) / 2
+    digest = hashlib.sha256(f"{method}|{i}".encode()).hexdigest()
     return PairRecord(
         pair_id=pair(i).pair_id, model="m", method=method, is_genuine=True, status="valid",
         status_reason=None, falsified=falsified, verdict_rule="simple",
         falsified_simple=falsified, falsified_theorem=True, p_high=0.5, p_low=0.01,
         score_clean=0.7, n_high_px=10, n_low_px=10, n_boundary_ties=0, area_ratio=1.0,
-        area_confound=False, map_sha256=hashlib.sha256(f"{method}|{i}".encode()).hexdigest(),
-        map_range=1.0, map_entropy_norm=0.9,
-        map_gini=0.3, gt_roc_auc=None, gt_rank_accuracy=None,
+        area_confound=False, map_sha256=digest, map_range=1.0,
+        # a distinct map per (method, pair): its scale-free shape differs too
+        map_entropy_norm=0.5 + int(digest[:4], 16) / 2**17,
+        map_gini=0.2 + int(digest[4:8], 16) / 2**17, gt_roc_auc=None, gt_rank_accuracy=None,
         gt_mass_accuracy=None, attribution_sum=None, convergence_delta=None,
         target_grad_norm=None, drift_high_rad=high, drift_low_rad=low, score_drop_high=(0.1, 0.1),
         score_drop_low=(0.0, 0.0), d_high_rad=d_high, d_low_rad=d_low, sd_high_rad=0.07,

@@ -68,8 +68,8 @@ def test_each_draw_has_its_own_stream() -> None:
 
 
 def test_unknown_fill_and_blur_without_sigma_are_refused() -> None:
-    with pytest.raises(ValueError, match="unknown fill 'inpaint'"):
-        counterfactuals(_image(), REGION, fill="inpaint", perturbation_sigma=0.0,  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"fill = 'inpaint' is not registered; known: blur, "):
+        counterfactuals(_image(), REGION, fill="inpaint", perturbation_sigma=0.0,
                         rngs=[numpy_generator(0, "x")])
     with pytest.raises(ValueError, match="blur fill needs blur_sigma_px > 0"):
         counterfactuals(_image(), REGION, fill="blur", perturbation_sigma=0.0,

@@ -35,7 +35,8 @@ def test_execution_settings_do_not_change_the_content_hash() -> None:
 @pytest.mark.parametrize(("path", "value", "match"), [
     (("falsification", "q_frac"), 10, r"q_frac = 10 is not allowed; expected a fraction in "
                                       r"\(0, 0.5\] — a fraction, not a percent"),
-    (("falsification", "fill"), "inpaint", r"fill = 'inpaint' is not allowed; expected one of"),
+    (("falsification", "fill"), "inpaint",
+     r"fill = 'inpaint' is not registered; known: blur, mean, nli, noise, zero"),
     (("falsification", "fill"), "blur", r"missing required key 'blur_sigma_px'"),
     (("falsification", "k_per_region"), 1, r"k_per_region = 1 is not allowed"),
     (("protocol", "alpha"), 5, r"alpha = 5 is not allowed"),

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from faceattr.attribution.base import AttributionMethod, MethodInfo
+from faceattr.attribution.biometric import BiometricGradCAM, SpatialBiometricGradCAM
 from faceattr.attribution.cam import GradCAM, LayerCAM
 from faceattr.attribution.controls import (
     ConstantMap,
@@ -28,7 +29,8 @@ __all__ = ["METHODS", "METHOD_REGISTRY", "RegisteredInvertedMap", "build_method"
 
 _CLASSES: tuple[type[AttributionMethod], ...] = (
     Saliency, GradientXInput, SmoothGrad, IntegratedGradients, GeodesicIntegratedGradients,
-    GradCAM, LayerCAM, DeepLift, LRP, Occlusion, KernelSHAP, LIME,
+    GradCAM, LayerCAM, BiometricGradCAM, SpatialBiometricGradCAM, DeepLift, LRP, Occlusion,
+    KernelSHAP, LIME,
     OracleMap, NoisyOracleMap, InvertedMap, RandomMap, ConstantMap)
 
 

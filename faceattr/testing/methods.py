@@ -90,7 +90,7 @@ BUILTIN_CHECK_PARAMS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "occlusion": {"patch_px": 8, "stride_px": 8},
     "kernel_shap": {"n_samples": 40, "cell_px": 8}, "lime": {"n_samples": 40, "cell_px": 8},
     "oracle": {}, "noisy_oracle": {"noise_weight": 0.5}, "inverted": {"of": "saliency"},
-    "random": {}, "constant": {},
+    "random": {}, "constant": {}, "biometric_grad_cam": {}, "spatial_biometric_grad_cam": {},
 })
 
 _WHERE = "faceattr.testing"

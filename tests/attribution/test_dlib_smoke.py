@@ -16,7 +16,8 @@ PARAMS = METHOD_PARAMS | {"occlusion": {"patch_px": 10, "stride_px": 10}}
 # Measured here: at the automatically chosen last layer (5x5), Grad-CAM and LayerCAM maps of
 # dlib's ResNet are flat on these inputs (ReLU of mostly negative evidence). They are run and
 # recorded, not hidden: in a run such maps are `trivial` pairs that count as falsified.
-FLAT_ON_DLIB = {"constant", "grad_cam", "layer_cam"}
+FLAT_ON_DLIB = {"constant", "grad_cam", "layer_cam", "biometric_grad_cam",
+                "spatial_biometric_grad_cam"}  # the auto layer is 1x1 on dlib (measured)
 UNSUPPORTED_ON_DLIB = {"lrp"}  # no LRP rules declared for its residual blocks
 
 
