@@ -33,7 +33,7 @@ from faceattr.attribution.base import AttributionDetails
 from faceattr.attribution.target import TARGET_ERROR_STATUS, TargetSanity
 from faceattr.data.pairs import LoadedImage, Pair, PairSource, build_manifest, image_hashes
 from faceattr.data.pairs import manifest_sha256 as _manifest_sha256
-from faceattr.errors import GateFailedError, InputError
+from faceattr.errors import GateFailedError, InputError, IntegrityError
 from faceattr.experiments.context import (
     ATTRIBUTION_CHUNK,
     attribute_in_fixed_chunks,
@@ -372,8 +372,8 @@ def _process(folder: RunFolder, prepared: PreparedRun,
     log = _RecordsLog(folder)
     n_done = log.n_lines // len(methods)
     if n_done * len(methods) != log.n_lines:
-        raise ValueError(f"{folder.records}: checkpoint holds {log.n_lines} lines, not a "
-                         f"multiple of {len(methods)} methods")
+        raise IntegrityError(f"{folder.records}: its checkpoint holds {log.n_lines} lines, not a "
+                             f"multiple of {len(methods)} methods; re-run with --force-rerun")
     todo = prepared.mine[n_done:]
     step = protocol.execution.pairs_per_batch
     for start in tqdm(range(0, len(todo), step), desc=protocol.name, unit="batch",
@@ -461,7 +461,8 @@ def _check_resumable(folder: RunFolder, prepared: PreparedRun) -> None:
                      growing=(RECORDS_FILE,))
     prepare_folder(folder, prepared.protocol)
     if read_identity(folder.root) != prepared.identity.to_json():
-        raise ValueError(f"{folder.root}: identity.json differs from the run's identity")
+        raise IntegrityError(f"{folder.root / IDENTITY_FILE}: differs from this run's identity "
+                             "(edited after the run); re-run with --force-rerun")
 
 
 def finalize_run(folder: RunFolder, protocol: Protocol, records: Sequence[PairRecord]) -> None:
