@@ -27,11 +27,23 @@ def _model(spec: dict[str, Any]) -> VerificationModel:
         from faceattr.models.loading import load_model
 
         return load_model(str(spec["name"]))
-    # a file the parent process wrote a moment ago from its own model object
-    model = torch.load(spec["path"], weights_only=False)
-    if not isinstance(model, VerificationModel):
-        raise TypeError(f"the pickled model is a {type(model).__name__}")
-    return model
+    # the parent's model object: its network class (rebuilt with no arguments) and state_dict
+    import pkgutil
+
+    try:
+        network = pkgutil.resolve_name(str(spec["network"]))()
+        network.load_state_dict(torch.load(spec["path"], weights_only=True), strict=True)
+    except Exception as exc:  # noqa: BLE001 - the user's class; reported as the check's failure
+        reason = " ".join(str(exc).split())
+        raise TypeError(f"the model's network {spec['network']} cannot be rebuilt in a fresh "
+                        f"process with no arguments ({type(exc).__name__}: {reason}); pass the "
+                        "model by name or by the import path of its loader "
+                        "('package.module:load')") from None
+    return VerificationModel(name=str(spec["name"]), network=network.eval(),
+                             input_size_px=int(spec["input_size_px"]),
+                             pixel_mean=float(spec["pixel_mean"]),
+                             pixel_scale=float(spec["pixel_scale"]),
+                             weights_sha256=str(spec["weights_sha256"]))
 
 
 def main(argv: list[str]) -> int:

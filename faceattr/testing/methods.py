@@ -323,13 +323,15 @@ def _fresh_maps(ctx: _MethodContext) -> NDArray[np.float64]:
         elif isinstance(ctx.model_ref, str):
             model = {"kind": "name", "name": ctx.model_ref}
         else:
-            try:
-                torch.save(ctx.model_ref, folder / "model.pt")
-            except Exception as exc:  # noqa: BLE001 - pickling a user's model may fail any way
-                raise ValueError(f"the model cannot be pickled for the fresh process "
-                                 f"({type(exc).__name__}: {exc}); pass it by name or by the "
-                                 "import path of its loader ('package.module:load')") from None
-            model = {"kind": "pickle", "path": str(folder / "model.pt")}
+            # never a pickle (torch.load runs with weights_only=True only): the network's
+            # class by import path, rebuilt with no arguments, and its state_dict
+            vm = ctx.model_ref
+            cls = type(vm.network)
+            torch.save(vm.network.state_dict(), folder / "model.pt")
+            model = {"kind": "state_dict", "path": str(folder / "model.pt"),
+                     "network": f"{cls.__module__}:{cls.__qualname__}", "name": vm.name,
+                     "input_size_px": vm.input_size_px, "pixel_mean": vm.pixel_mean,
+                     "pixel_scale": vm.pixel_scale, "weights_sha256": vm.weights_sha256}
         spec = {"method": path, "params": dict(ctx.target.params),
                 "method_id": ctx.target.method_id, "pair_ids": list(batch.pair_ids),
                 "seed": batch.seed, "has_masks": masks is not None, "model": model,
@@ -502,7 +504,8 @@ def method_checks(method: MethodRef, *, params: Mapping[str, Any] | None = None,
         The method's protocol parameters (read strictly by its ``from_params``).
     model : VerificationModel, str or None
         ``None``: the tiny check CNN (:func:`faceattr.testing.tiny_model`); a model name or
-        loader import path; or a model (pickled for the fresh process).
+        loader import path; or a model (its network class, rebuilt with no arguments, and its
+        state_dict go to the fresh process — never a pickle).
     method_id : str
         The method id (keys the method's random streams).
 

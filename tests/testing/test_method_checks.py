@@ -119,12 +119,18 @@ def test_checks_are_named_for_pytest_ids() -> None:
         assert check.__name__ == f"check_{name}"
 
 
-def test_a_user_passed_model_is_used_and_pickled_for_the_fresh_process() -> None:
+def test_a_user_passed_model_is_used_and_rebuilt_in_the_fresh_process() -> None:
     from faceattr.models.synthetic_cnn import load_synthetic_model
+    from faceattr.testing import tiny_model
 
-    model = load_synthetic_model()
+    model = load_synthetic_model()  # its network class rebuilds with no arguments
     check_method(c.SignedGradient, model=model,
                  checks=["maps_finite", "fresh_process_determinism"])
+    # an nn.Sequential cannot be rebuilt from its class alone: one line saying what to pass
+    with pytest.raises(AssertionError, match=r"network torch\.nn\.modules\.container:Sequential "
+                                             r"cannot be rebuilt in a fresh process"):
+        check_method(c.SignedGradient, model=tiny_model(),
+                     checks=["fresh_process_determinism"])
     with pytest.raises(AssertionError, match=r"^batch_invariance failed"):
         run_check(c.BatchMaxSaliency, "batch_invariance", model=model)
 
