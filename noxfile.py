@@ -63,8 +63,12 @@ def lint(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks as ratios measured in one run; results in reports/bench/*.json."""
-    _install(session)
+    _install(session, faceattr="-e .[dask]")
     session.run("python", "-m", "faceattr.bench", *session.posargs, env=THREADS_ENV)
+    if "--only" not in session.posargs:  # the Dask executor and the engine's CPU layouts
+        for only in ("dask", "layouts"):
+            session.run("python", "-m", "faceattr.bench", "--only", only, *session.posargs,
+                        env=THREADS_ENV)
 
 
 @nox.session(default=False)

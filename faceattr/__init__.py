@@ -5,7 +5,8 @@ one surface here); names are imported on first use, so ``import faceattr`` stays
 
 - Running: :func:`run`, :func:`load_run`, :class:`Run`, :func:`load_protocol`.
 - Writing components: :class:`AttributionMethod` (with :class:`MethodInfo`,
-  :class:`AttributionBatch`, :class:`AttributionDetails`), :class:`VerificationModel`,
+  :class:`AttributionBatch`, :class:`AttributionDetails`; explain the pair score through
+  :class:`VerificationScoreModule`), :class:`VerificationModel`,
   :class:`PairSource` (:class:`Pair`, :class:`LoadedImage`, :class:`SourceKind`),
   :class:`ClaimKind` (:class:`ClaimResult`), :func:`param` / :func:`read_params`; register them
   with entry points (groups ``faceattr.methods``, ``faceattr.models``, ``faceattr.sources``,
@@ -29,6 +30,7 @@ _EXPORTS = {
     "AttributionBatch": "faceattr.attribution.base",
     "AttributionDetails": "faceattr.attribution.base",
     "VerificationModel": "faceattr.models.base",
+    "VerificationScoreModule": "faceattr.attribution.base",
     "PairSource": "faceattr.data.pairs", "Pair": "faceattr.data.pairs",
     "LoadedImage": "faceattr.data.pairs", "SourceKind": "faceattr.data.sources",
     "ClaimKind": "faceattr.claims.registry", "ClaimResult": "faceattr.claims.base",
@@ -56,6 +58,7 @@ __all__ = [
     "RunArtefacts",
     "SourceKind",
     "VerificationModel",
+    "VerificationScoreModule",
     "__version__",
     "load_protocol",
     "load_run",
@@ -71,6 +74,7 @@ if TYPE_CHECKING:
         AttributionDetails,
         AttributionMethod,
         MethodInfo,
+        VerificationScoreModule,
     )
     from faceattr.claims.base import ClaimResult, RunArtefacts
     from faceattr.claims.registry import ClaimKind

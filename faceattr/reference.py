@@ -64,6 +64,11 @@ n_pairs = 4
 [determinism]
 n_pairs = 2
 
+[partner_sensitivity]
+n_pairs = 2
+metric = "topk"
+topk_frac = 0.1
+
 [baseline]
 path = "reports/previous-run"
 margin = 0.05
@@ -71,6 +76,15 @@ margin = 0.05
 [artefacts]
 n_pairs = 4
 methods = ["saliency"]
+
+[metric_validity]
+n_pairs = 4
+
+[strata]
+
+[[strata.covariates]]
+name = "scale"
+cuts = [0.97, 1.03]
 
 [[methods]]
 method = "saliency"
@@ -119,7 +133,22 @@ _DOCS: dict[tuple[str, str], tuple[str, str]] = {
     ("[randomisation]", "n_pairs"): ("pairs", "pairs of the Adebayo randomisation test"),
     ("[randomisation]", "topk_frac"): ("fraction of pixels", "top-k overlap of the maps"),
     ("[randomisation]", "completeness_n_steps"): ("steps", "IG completeness trend grid"),
+    ("[randomisation]", "repaired_methods"): ("", "methods of sMPRT and eMPRT (Hedstrom et al. "
+                                                  "2023); none: not run"),
+    ("[randomisation]", "smprt_n_samples"): ("samples", "sMPRT: maps averaged per probe (last "
+                                                        "noise-free)"),
+    ("[randomisation]", "smprt_noise_frac"): ("fraction of the probe's range",
+                                              "sMPRT: SD of the input noise"),
+    ("[randomisation]", "layer_order"): ("", "sMPRT cascade: bottom_up or top_down"),
+    ("[randomisation]", "smprt_abs"): ("", "sMPRT: rank abs(smoothed map) (else signed)"),
+    ("[randomisation]", "emprt_abs"): ("", "eMPRT: entropy of abs(map) (else signed)"),
+    ("[randomisation]", "emprt_n_bins"): ("bins", "eMPRT: equal-width histogram bins"),
     ("[determinism]", "n_pairs"): ("pairs", "pairs re-run in fresh processes"),
+    ("[partner_sensitivity]", "n_pairs"): ("pairs", "genuine pairs re-explained against a "
+                                                    "random impostor partner"),
+    ("[partner_sensitivity]", "metric"): ("", "similarity of a pair's genuine- and "
+                                              "impostor-partner maps"),
+    ("[partner_sensitivity]", "topk_frac"): ("fraction of pixels", "top-k overlap of the maps"),
     ("[baseline]", "path"): ("", "run folder to compare with (relative to the protocol)"),
     ("[baseline]", "margin"): ("", "equivalence margin on FR differences"),
     ("[baseline]", "alpha"): ("", "level of McNemar and each TOST test"),
@@ -129,6 +158,22 @@ _DOCS: dict[tuple[str, str], tuple[str, str]] = {
     ("[artefacts]", "max_overlap_frac"): ("", "largest overlap of the moved and the original "
                                               "S_high"),
     ("[artefacts]", "blur_sigma_px"): ("px", "blur of the blurred random map"),
+    ("[strata]", "methods"): ("", "methods analysed (default: every method)"),
+    ("[strata]", "outcomes"): ("", "falsified (the verdict below, ITT) and/or trivial"),
+    ("[strata]", "verdict"): ("", "which verdict 'falsified' is: the primary one, simple or "
+                                  "theorem"),
+    ("[strata]", "alpha"): ("", "family-wise level (Holm in each family of tests)"),
+    ("[strata]", "min_stratum_pairs"): ("pairs", "smaller strata are shown, not tested"),
+    ("[strata]", "n_resamples"): ("", "Monte Carlo resamples (Freeman-Halton, permutation)"),
+    ("[strata] [[covariates]] #1", "name"): ("", "a covariate of faceattr.data.covariates; "
+                                                 "continuous ones need cuts = [...] "
+                                                 "(strictly increasing, declared up front)"),
+    ("[metric_validity]", "n_pairs"): ("pairs", "pairs (spread over the run) whose metrics are "
+                                                "computed for every truth_tracking family's maps"),
+    ("[metric_validity]", "metrics"): ("", "evaluation metrics ranked against the truth"),
+    ("[metric_validity]", "n_steps"): ("steps", "deletion / insertion steps"),
+    ("[metric_validity]", "fill"): ("", "deletion and faithfulness fill (default: the "
+                                        "falsification fill; mean when that is nli)"),
 }
 
 _REGIONS = ('regions = "quantile"\nq_frac = 0.1',

@@ -37,7 +37,9 @@ def valid(i: int, method: str, falsified: bool) -> PairRecord:
         target_grad_norm=None, drift_high_rad=high, drift_low_rad=low, score_drop_high=(0.1, 0.1),
         score_drop_low=(0.0, 0.0), d_high_rad=d_high, d_low_rad=d_low, sd_high_rad=0.07,
         sd_low_rad=0.07, margin_rad=d_high - d_low,
-        pairwise_violation_frac=1.0 if falsified else 0.0)
+        pairwise_violation_frac=1.0 if falsified else 0.0,
+        # the regions the test perturbed: distinct per (method, pair), as the map
+        regions_sha256=hashlib.sha256(f"regions|{method}|{i}".encode()).hexdigest())
 
 
 def records(method: str, *, n_falsified: int, n_passed: int, n_trivial: int = 0,

@@ -20,7 +20,7 @@ def valid_record(**changes: Any) -> PairRecord:
         drift_high_rad=(1.0, 1.2), drift_low_rad=(0.1, 0.2),
         score_drop_high=(0.5, 0.6), score_drop_low=(0.01, 0.02), d_high_rad=1.1,
         d_low_rad=0.15, sd_high_rad=0.14, sd_low_rad=0.07, margin_rad=0.95,
-        pairwise_violation_frac=0.0)
+        pairwise_violation_frac=0.0, regions_sha256="1" * 64)
     return replace(record, **changes)
 
 
@@ -39,6 +39,8 @@ def test_round_trip() -> None:
     ("gt_roc_auc", 1.2, r"gt_roc_auc=1.2 outside"),
     ("gt_mass_accuracy", 90.0, r"gt_mass_accuracy=90.0 outside"),
     ("gt_rank_accuracy", None, "both present or both absent"),
+    ("regions_sha256", None, "a valid record needs regions_sha256"),
+    ("regions_sha256", "XYZ", "a valid record needs regions_sha256"),
 ])
 def test_out_of_range_values_are_refused(field: str, value: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -52,10 +54,13 @@ def test_trivial_pairs_count_as_falsified() -> None:
                 drift_high_rad=(), drift_low_rad=(), score_drop_high=(), score_drop_low=(),
                 d_high_rad=None, d_low_rad=None, sd_high_rad=None, sd_low_rad=None,
                 margin_rad=None, pairwise_violation_frac=None, n_high_px=None, n_low_px=None,
-                n_boundary_ties=None)
+                n_boundary_ties=None, regions_sha256=None)
     with pytest.raises(ValueError, match="counts as falsified"):
         valid_record(**base)
     assert valid_record(**{**base, "falsified": True, "falsified_simple": True}).falsified
+    with pytest.raises(ValueError, match="has no regions"):
+        valid_record(**{**base, "falsified": True, "falsified_simple": True,
+                        "regions_sha256": "1" * 64})
 
 
 def test_primary_verdict_must_match_its_rule() -> None:

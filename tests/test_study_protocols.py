@@ -42,6 +42,9 @@ def _stand_in(tmp_path: Path) -> dict[str, Any]:
                     "alignment": "center"}  # random pixels hold no face for MTCNN
     raw["model"] |= {"weights": str(weights), "min_auc": 0.0}  # random weights: no gate
     raw["falsification"]["k_per_region"] = 4
+    # random weights have no thresholds to calibrate (the file's own are `faceattr calibrate`d)
+    raw["falsification"] |= {"thresholds": "fixed", "thresholds_reason": "stand-in weights"}
+    del raw["calibration"]
     keep = {"grad_cam", "saliency", "random", "constant"}
     raw["methods"] = [m for m in raw["methods"] if m["method"] in keep]
     raw["claims"] = [c for c in raw["claims"] if c.get("method", "grad_cam") in keep

@@ -7,6 +7,7 @@ is constant and has zero gradient (PITFALLS.md #5).
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from faceattr.attribution.explained import observe_module_call
 from faceattr.config import TableReader
 from faceattr.models.base import VerificationModel, verification_score
 from faceattr.params import NoParams, normalised, param, read_params, reference
@@ -43,6 +45,12 @@ class MethodInfo:
         produce (H, W) maps directly (controls).
     multiplies_by_inputs, has_convergence_delta, stochastic, is_control : bool
         Capability flags used to select applicable checks.
+    explains_score : bool
+        The map is computed from the verification score (its gradient, its value under
+        perturbations, ...). False for target-independent methods such as attention rollout
+        (Abnar & Zuidema 2020), whose map is a function of the probe's attention alone: target
+        identity (the explained scalar equals ``score_clean``) does not apply to them, and
+        partner sensitivity shows them partner-free. Controls explain nothing either.
     """
 
     name: str
@@ -52,6 +60,7 @@ class MethodInfo:
     has_convergence_delta: bool
     stochastic: bool
     is_control: bool
+    explains_score: bool = True
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -118,13 +127,29 @@ class AttributionDetails:
 
 
 class VerificationScoreModule(nn.Module):
-    """``x_a -> s(x_a, x_b)`` with the partner embedding fixed, as an ``nn.Module`` (N,)."""
+    """``x_a -> s(x_a, x_b)`` with the partner embedding fixed, as an ``nn.Module`` (N,).
+
+    Every call is reported to the engine's target-identity observer
+    (:mod:`faceattr.attribution.explained`, a forward hook installed here), so the scalar a
+    method actually evaluates is checked against the pair's ``score_clean``. A subclass that
+    explains a monotone function of the score overrides :meth:`score_of` (and
+    ``score_atol``, the rounding that inverse adds).
+    """
+
+    score_atol: float = 0.0
+    """Rounding :meth:`score_of` adds (none: the identity)."""
 
     def __init__(self, model: VerificationModel, partner_embeddings: torch.Tensor) -> None:
         super().__init__()
         self.network = model.network
         self._model = model
         self.register_buffer("partner", partner_embeddings.detach())
+        self.register_forward_hook(observe_module_call, with_kwargs=True)
+
+    @staticmethod
+    def score_of(values: torch.Tensor) -> torch.Tensor:
+        """The verification score an explained value stands for (float64): itself."""
+        return values
 
     def forward(self, probes: torch.Tensor, partner: torch.Tensor | None = None) -> torch.Tensor:
         """Return the verification score of each probe against its partner.
@@ -159,6 +184,16 @@ class AngularSimilarityModule(VerificationScoreModule):
         :meth:`VerificationScoreModule.forward`)."""
         cosine = torch.clamp(super().forward(probes, partner), -ANGULAR_CLAMP, ANGULAR_CLAMP)
         return 1.0 - torch.arccos(cosine) / torch.pi
+
+    score_atol: float = (1.0 - ANGULAR_CLAMP) + 4.0 * math.pi * 2.0 ** -24
+    """The clamp moves the cosine by at most ``1 - ANGULAR_CLAMP``; float32 rounding of the
+    angle (a few ulps, ``<= 4 pi u``) moves ``cos`` by at most as much
+    (``|d cos| <= |d angle|``)."""
+
+    @staticmethod
+    def score_of(values: torch.Tensor) -> torch.Tensor:
+        """``cos(pi (1 - v))``: the cosine score of an angular similarity ``v`` (float64)."""
+        return torch.cos(torch.pi * (1.0 - values.to(torch.float64)))
 
 
 def aggregate_channels(relevance: torch.Tensor, aggregation: Aggregation) -> NDArray[np.float64]:

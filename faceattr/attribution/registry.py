@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from faceattr.attribution.attention_cam import BranchAttentionCAM
 from faceattr.attribution.base import AttributionMethod, MethodInfo
 from faceattr.attribution.biometric import BiometricGradCAM, SpatialBiometricGradCAM
 from faceattr.attribution.cam import GradCAM, LayerCAM
@@ -18,9 +19,11 @@ from faceattr.attribution.controls import (
     RandomMap,
 )
 from faceattr.attribution.gradient import GradientXInput, Saliency, SmoothGrad
+from faceattr.attribution.guided import GuidedBackprop, GuidedGradCAM
 from faceattr.attribution.integrated import GeodesicIntegratedGradients, IntegratedGradients
 from faceattr.attribution.perturbation import LIME, KernelSHAP, Occlusion
 from faceattr.attribution.propagation import LRP, DeepLift
+from faceattr.attribution.rollout import AttentionRollout, GradientAttentionRollout
 from faceattr.config import TableReader
 from faceattr.registry import Registry
 
@@ -30,7 +33,8 @@ __all__ = ["METHODS", "METHOD_REGISTRY", "RegisteredInvertedMap", "build_method"
 _CLASSES: tuple[type[AttributionMethod], ...] = (
     Saliency, GradientXInput, SmoothGrad, IntegratedGradients, GeodesicIntegratedGradients,
     GradCAM, LayerCAM, BiometricGradCAM, SpatialBiometricGradCAM, DeepLift, LRP, Occlusion,
-    KernelSHAP, LIME,
+    KernelSHAP, LIME, GuidedBackprop, GuidedGradCAM,
+    AttentionRollout, GradientAttentionRollout, BranchAttentionCAM,
     OracleMap, NoisyOracleMap, InvertedMap, RandomMap, ConstantMap)
 
 

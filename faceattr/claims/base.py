@@ -9,9 +9,12 @@ from typing import Any, Literal
 
 from faceattr.experiments.determinism import DeterminismResult
 from faceattr.experiments.summary import MethodSummary, RunSummary
+from faceattr.randomisation.partner import PartnerSensitivityResult
 from faceattr.randomisation.stage import RandomisationResult
 from faceattr.records import PairRecord
+from faceattr.stats.strata import StrataResult
 from faceattr.validity.artefacts import ArtefactResult
+from faceattr.validity.metric_artefact import MetricValuesResult
 
 __all__ = ["ClaimResult", "ClaimSpec", "Comparison", "RunArtefacts", "compare"]
 
@@ -41,6 +44,9 @@ class RunArtefacts:
     determinism: DeterminismResult | None = None
     comparison: Mapping[str, Any] | None = None  # comparison.json of the baseline stage
     artefacts: ArtefactResult | None = None  # artefacts.json of the artefact-control stage
+    metric_values: MetricValuesResult | None = None  # metric_values.json ([metric_validity])
+    partner_sensitivity: PartnerSensitivityResult | None = None  # partner_sensitivity.json
+    strata: StrataResult | None = None  # strata.json of the stratified analysis ([strata])
 
     def method(self, method_id: str) -> MethodSummary:
         """The summary of one method (unknown ids raise)."""

@@ -21,9 +21,11 @@ from faceattr.claims import (
     gate,
     guards,
     ledger_shares,
+    partner,
     randomisation,
     regression,
     separation,
+    strata,
     sufficiency,
     validity,
 )
@@ -113,11 +115,21 @@ CLAIM_KINDS: Mapping[str, ClaimKind] = MappingProxyType({
     "k_sufficiency": ClaimKind(
         family="k_sufficiency", read=sufficiency.read_k, check=sufficiency.check_k_sufficiency,
         default_id=lambda p: f"k_sufficiency:eps={p.eps_rad:g},delta={p.delta:g}"),
+    "target_identity": ClaimKind(
+        family="target", read=partner.read_target_identity,
+        check=partner.check_target_identity,
+        default_id=lambda p: (f"target_identity:{p.method or 'all'}:"
+                              f"error_target_identity<={p.max_share:g}")),
+    "partner_sensitivity": ClaimKind(
+        family="partner", read=partner.read_partner_sensitivity,
+        check=partner.check_partner_sensitivity,
+        default_id=lambda p: (f"partner_sensitivity:{p.method}:"
+                              + (f"insensitive>={p.min_similarity:g}" if p.expected_insensitive
+                                 else f"similarity<={p.max_similarity:g}"))),
     "randomisation": ClaimKind(
         family="randomisation", read=randomisation.read_randomisation,
         check=randomisation.check_randomisation,
-        default_id=lambda p: (f"randomisation:{p.method}:{p.order}:{p.metric}"
-                              f"<={p.max_similarity:g}")),
+        default_id=lambda p: p.default_id),
     "shape_control": ClaimKind(
         family="artefact", read=artefacts.read_shape_control,
         check=artefacts.check_shape_control,
@@ -127,11 +139,20 @@ CLAIM_KINDS: Mapping[str, ClaimKind] = MappingProxyType({
         family="artefact", read=artefacts.read_blur_control,
         check=artefacts.check_blur_control,
         default_id=lambda p: f"artefact:{p.method}:blurred_at_chance"),
+    "stratum_effect": ClaimKind(
+        family="strata", read=strata.read_stratum_effect, check=strata.check_stratum_effect,
+        default_id=lambda p: (f"strata:{p.method}:{p.outcome}:{p.covariate}={p.stratum}:"
+                              + (f"none+-{p.margin:g}" if p.expect == "none" else p.expect))),
     "truth_tracking": ClaimKind(
         family="validity", read=validity.read_truth_tracking,
         check=validity.check_truth_tracking,
         default_id=lambda p: (f"validity:{p.outcome}~{p.quality}:{len(p.methods)}_maps"
                               f">={p.min_spearman:g}")),
+    "metric_tracks_truth": ClaimKind(
+        family="validity", read=validity.read_metric_tracks_truth,
+        check=validity.check_metric_tracks_truth,
+        default_id=lambda p: (f"validity:{p.outcome}>={p.reference}-{p.margin:g}"
+                              f"~{p.quality}:{p.family}")),
 })
 
 

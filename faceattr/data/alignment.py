@@ -33,8 +33,11 @@ from faceattr.errors import InputError
 
 __all__ = [
     "ALIGNMENTS",
+    "ARCFACE_112_TEMPLATE_PX",
     "DLIB_5PT_TEMPLATE",
     "align_photo",
+    "arcface_chip",
+    "arcface_chip_transform",
     "dlib_chip",
     "dlib_chip_from_mtcnn_points",
     "dlib_chip_transform",
@@ -193,10 +196,92 @@ def dlib_chip_from_mtcnn_points(image: torch.Tensor, mtcnn_points_xy: ArrayLike,
     return dlib_chip(image, points[:3], size=size, padding=padding, template=template)
 
 
-ALIGNMENTS: tuple[str, ...] = ("center", "mtcnn", "dlib_chip")
+ARCFACE_112_TEMPLATE_PX: NDArray[np.float64] = np.array([
+    [38.2946, 51.6963],   # eye on the image's left (the subject's right eye)
+    [73.5318, 51.5014],   # eye on the image's right
+    [56.0252, 71.7366],   # nose tip
+    [41.5493, 92.3655],   # mouth corner on the image's left
+    [70.7299, 92.2041],   # mouth corner on the image's right
+])
+"""The standard 5-point template of 112x112 face crops (InsightFace's ``arcface_src``, OpenCV's
+``FaceRecognizerSF::alignCrop``), in pixels, in MTCNN's landmark order."""
+
+
+def arcface_chip_transform(points_xy: ArrayLike, *, size: int = 112) -> NDArray[np.float64]:
+    """Affine map from chip pixel (x, y) to image point (x, y) for a 5-point template crop, (2, 3).
+
+    The least-squares similarity transform (Umeyama 1991) from the 5 image points to
+    :data:`ARCFACE_112_TEMPLATE_PX` (scaled by ``size / 112``) is what ``cv2.warpAffine`` applies
+    in OpenCV's ``alignCrop`` and InsightFace's ``norm_crop``; this returns its inverse, so
+    chip pixel (x, y) (pixel centres at integer coordinates) samples image point ``A @ (x, y, 1)``.
+
+    Parameters
+    ----------
+    points_xy : array_like
+        (5, 2) landmarks in MTCNN's order: eyes (image left, image right), nose tip, mouth
+        corners (image left, image right), pixel coordinates.
+    size : int
+        Chip side (112 for SFace and the MobileFaceNets).
+    """
+    points = np.asarray(points_xy, dtype=np.float64)
+    if points.shape != (5, 2):
+        raise ValueError(f"expected (5, 2) landmarks, got {points.shape}")
+    matrix, offset = similarity_transform(ARCFACE_112_TEMPLATE_PX * (size / 112.0), points)
+    return np.concatenate([matrix, offset[:, None]], axis=1)
+
+
+def arcface_chip(image: torch.Tensor, points_xy: ArrayLike, *, size: int = 112) -> torch.Tensor:
+    """Cut a 5-point template face crop (SFace / ArcFace / MobileFaceNet input), differentiable.
+
+    The image is warped with the similarity transform of :func:`arcface_chip_transform` and
+    sampled bilinearly (points outside the image are 0), as ``cv2.warpAffine(..., INTER_LINEAR)``
+    does in the networks' reference pipelines; unlike a plain warp, the image is first halved
+    with the binomial pyramid of :func:`dlib_chip` while the crop would subsample it by more
+    than 2 (a face several hundred pixels wide in a large photo would otherwise alias).
+
+    Parameters
+    ----------
+    image : torch.Tensor
+        (3, H, W) float image (any range; the crop keeps it).
+    points_xy : array_like
+        (5, 2) landmarks in MTCNN's order (:data:`ARCFACE_112_TEMPLATE_PX`).
+    size : int
+        Crop side in pixels.
+
+    Returns
+    -------
+    torch.Tensor
+        (3, size, size), same dtype as ``image``.
+    """
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected a (3, H, W) image, got {tuple(image.shape)}")
+    affine = arcface_chip_transform(points_xy, size=size)
+    step = float(np.hypot(affine[0, 0], affine[1, 0]))
+    level_image, factor = image, 1.0
+    while step / factor > 2.0 and min(level_image.shape[1:]) >= 4:
+        level_image = _pyramid_down(level_image)
+        factor *= 2.0
+    # pixel i of the halved image is at 2i (+ 0) of the finer one: coordinates scale by 1/2
+    affine = affine / factor
+    height, width = level_image.shape[1:]
+    coords = torch.arange(size, dtype=torch.float64)
+    grid_y, grid_x = torch.meshgrid(coords, coords, indexing="ij")
+    a = torch.from_numpy(affine)
+    src_x = a[0, 0] * grid_x + a[0, 1] * grid_y + a[0, 2]
+    src_y = a[1, 0] * grid_x + a[1, 1] * grid_y + a[1, 2]
+    grid = torch.stack([2.0 * src_x / (width - 1) - 1.0, 2.0 * src_y / (height - 1) - 1.0],
+                       dim=-1)[None].to(image.dtype)
+    chip = torch.nn.functional.grid_sample(level_image[None], grid, mode="bilinear",
+                                           padding_mode="zeros", align_corners=True)
+    return chip[0]
+
+
+ALIGNMENTS: tuple[str, ...] = ("center", "mtcnn", "dlib_chip", "arcface_112")
 """Photo alignment modes: ``center`` (central square, resized: for pre-aligned datasets such as
 lfw-deepfunneled), ``mtcnn`` (facenet-pytorch's MTCNN box crop, FaceNet's input) and
-``dlib_chip`` (dlib's 5-point chip from given landmarks, else from MTCNN's landmarks)."""
+``dlib_chip`` (dlib's 5-point chip from given landmarks, else from MTCNN's landmarks) and
+``arcface_112`` (the 5-point template crop of SFace and the MobileFaceNets, from MTCNN's
+landmarks: :func:`arcface_chip`)."""
 
 
 def align_photo(rgb: NDArray[np.uint8], *, alignment: str, size: int,
@@ -208,7 +293,7 @@ def align_photo(rgb: NDArray[np.uint8], *, alignment: str, size: int,
     ----------
     rgb : numpy.ndarray
         uint8 (H, W, 3), e.g. from :func:`faceattr.data.images.load_rgb_uint8`.
-    alignment : {"center", "mtcnn", "dlib_chip"}
+    alignment : {"center", "mtcnn", "dlib_chip", "arcface_112"}
         See :data:`ALIGNMENTS`.
     size : int
         Output side (150 for dlib's ResNet, 160 for FaceNet).
@@ -232,7 +317,7 @@ def align_photo(rgb: NDArray[np.uint8], *, alignment: str, size: int,
         resized = np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR),
                              dtype=np.uint8)
         return np.ascontiguousarray(resized.transpose(2, 0, 1), dtype=np.float32) / 255.0
-    if alignment not in ("mtcnn", "dlib_chip"):
+    if alignment not in ("mtcnn", "dlib_chip", "arcface_112"):
         raise InputError(f"unknown alignment {alignment!r}; known: {', '.join(ALIGNMENTS)}")
     if alignment == "dlib_chip" and landmarks_xy is not None:
         image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32))
@@ -246,6 +331,11 @@ def align_photo(rgb: NDArray[np.uint8], *, alignment: str, size: int,
         raise InputError(f"{name}: MTCNN found no face; drop the image or give its landmarks")
     if alignment == "mtcnn":
         return mtcnn_crop(rgb, faces[0], size=size)
+    if alignment == "arcface_112":
+        photo = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32))
+        arc_crop = arcface_chip(photo, faces[0].landmarks_xy, size=size).clamp(0.0, 255.0)
+        arc_out: NDArray[np.float32] = (arc_crop / 255.0).numpy().astype(np.float32)
+        return arc_out
     image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32))
     chip = dlib_chip_from_mtcnn_points(image, faces[0].landmarks_xy, size=size)
     mtcnn_out: NDArray[np.float32] = (chip.clamp(0.0, 255.0) / 255.0).numpy().astype(np.float32)

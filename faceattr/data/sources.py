@@ -20,7 +20,7 @@ from faceattr.registry import Registry
 __all__ = ["SOURCES", "SOURCE_REGISTRY", "SourceKind", "SourceSpec", "build_source",
            "parse_source"]
 
-ALIGNMENTS = ["center", "mtcnn", "dlib_chip"]
+ALIGNMENTS = ["center", "mtcnn", "dlib_chip", "arcface_112"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +108,24 @@ def _build_demo(p: Mapping[str, Any], seed: int) -> PairSource:
                                size=p["size_px"])
 
 
+def _real_photos(r: TableReader) -> dict[str, Any]:
+    # faceattr.data.real_photos: 10 credited photos of 6 identities, pinned MTCNN landmarks
+    return {"alignment": r.text("alignment", default="arcface_112",
+                                allowed=["arcface_112", "dlib_chip"]),
+            "size_px": r.integer("size_px", default=112, minimum=8, maximum=1024),
+            "pair_set": r.text("pair_set", default="all", allowed=["all", "balanced"]),
+            "occluded": r.boolean("occluded", default=False)}
+
+
+def _build_real_photos(p: Mapping[str, Any], seed: int) -> PairSource:
+    from faceattr.data.real_photos import RealPhotoPairSource, fetch_real_photos
+
+    del seed
+    return RealPhotoPairSource(root=fetch_real_photos(), alignment=p["alignment"],
+                               size=p["size_px"], pair_set=p["pair_set"],
+                               occluded=p["occluded"])
+
+
 def _read_pairs_csv(r: TableReader, base_dir: Path) -> dict[str, Any]:
     from faceattr.data.pairs_csv import read_pairs_csv_params
 
@@ -144,6 +162,7 @@ _BUILTIN_SOURCES: Mapping[str, SourceKind] = MappingProxyType({
     "lfw": SourceKind(read=_relative_to(("root", "pairs_file"), _lfw), build=_build_lfw),
     "folder": SourceKind(read=_relative_to(("root",), _folder), build=_build_folder),
     "demo": SourceKind(read=_relative_to((), _demo), build=_build_demo),
+    "real_photos": SourceKind(read=_relative_to((), _real_photos), build=_build_real_photos),
     "pairs_csv": SourceKind(read=_read_pairs_csv, build=_build_pairs_csv)})
 SOURCES = tuple(_BUILTIN_SOURCES)
 

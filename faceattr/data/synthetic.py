@@ -70,6 +70,7 @@ __all__ = [
     "IMAGE_SIZE_PX",
     "FeatureParams",
     "IdentityParams",
+    "Nuisance",
     "SyntheticFace",
     "check_difficulty",
     "identity_params",
@@ -119,6 +120,62 @@ class SyntheticFace:
 
     image: NDArray[np.float32]
     identity_mask: NDArray[np.bool_]
+    nuisance: Nuisance | None = None  # the generator's nuisance values (exact, not estimated)
+
+
+@dataclass(frozen=True, slots=True)
+class Nuisance:
+    """The nuisance values an image was rendered with, exactly as drawn (no estimate).
+
+    Exposed for stratified analyses (which pairs does a map fail on?); reading them never
+    changes an image. Shifts and the lighting strength are the totals (level 0's draw plus
+    the level's extra); presence flags and counts are the distractors actually painted
+    (always absent at level 0).
+
+    Parameters
+    ----------
+    difficulty : int
+        The image's difficulty level.
+    shift_x_px, shift_y_px : float
+        Displacement of the face (and its features and mask), pixels.
+    scale : float
+        Face scale (features and mask scale with it).
+    gain : float
+        Global lighting gain.
+    light_strength : float
+        Strength of the linear lighting gradient (relative intensity change from the image
+        centre to its edge along the gradient).
+    light_angle_rad : float
+        Direction of the lighting gradient, radians.
+    noise_sigma : float
+        Standard deviation of the Gaussian pixel noise (total).
+    hair, glasses, earring : bool
+        Whether a hair cap, a glasses frame or earrings were painted.
+    n_moles : int
+        Mole-like dark blobs painted (0-3).
+    n_occluders : int
+        Rectangular occluders painted (0-2); they hide skin, hair and background, never a
+        feature.
+    """
+
+    difficulty: int
+    shift_x_px: float
+    shift_y_px: float
+    scale: float
+    gain: float
+    light_strength: float
+    light_angle_rad: float
+    noise_sigma: float
+    hair: bool
+    glasses: bool
+    earring: bool
+    n_moles: int
+    n_occluders: int
+
+    @property
+    def shift_px(self) -> float:
+        """Length of the face's displacement, pixels."""
+        return math.hypot(self.shift_x_px, self.shift_y_px)
 
 
 @dataclass(frozen=True)
@@ -432,14 +489,18 @@ def _disc(u: FloatImage, v: FloatImage, cu: float, cv: float, ru: float,
 
 
 def _paint_distractors(image: FloatImage, u: FloatImage, v: FloatImage, scale: float,
-                       face_rx: float, face_ry: float, extras: _Extras, level: _Level) -> None:
-    """Hair, glasses, earrings, moles and occluders; painted before the identity features."""
+                       face_rx: float, face_ry: float, extras: _Extras, level: _Level
+                       ) -> dict[str, int]:
+    """Hair, glasses, earrings, moles and occluders; painted before the identity features.
+    Returns how many of each were painted (the image's distractor nuisance)."""
+    painted = {"hair": 0, "glasses": 0, "earring": 0, "n_moles": 0, "n_occluders": 0}
     n = IMAGE_SIZE_PX
     ys, xs = _PIXEL_GRID
     # hair cap with a wavy fringe: presence, hairline, fringe amplitude/frequency/phase,
     # luminance, strand angle/frequency/phase
     h = extras.hair
     if h[0] < level.hair_prob:
+        painted["hair"] = 1
         hairline = _lerp(h[1], *level.hairline_v)
         fringe = (_lerp(h[2], 0.5, 3.0) * np.sin(2.0 * math.pi * _lerp(h[3], 0.04, 0.15) * u
                                                  + 2.0 * math.pi * h[4])
@@ -456,6 +517,7 @@ def _paint_distractors(image: FloatImage, u: FloatImage, v: FloatImage, scale: f
     # glasses: presence, centre jitter (u, v), ring semi-axes, frame width, lens alpha
     g = extras.glasses
     if g[0] < level.glasses_prob:
+        painted["glasses"] = 1
         cu = _NOMINAL_EYE_U + _lerp(g[1], -1.5, 1.5)
         cv = _NOMINAL_EYE_V + _lerp(g[2], -1.5, 1.5)
         ru, rv = _lerp(g[3], 7.0, 9.0), _lerp(g[4], 5.0, 7.0)
@@ -471,6 +533,7 @@ def _paint_distractors(image: FloatImage, u: FloatImage, v: FloatImage, scale: f
     # earrings: presence, which ears (both, left, right), height, radius
     e = extras.earring
     if e[0] < level.earring_prob:
+        painted["earring"] = 1
         ev, er = _lerp(e[2], 3.0, 10.0), _lerp(e[3], 1.2, 2.5)
         sides = (-1.0, 1.0) if e[1] < 0.5 else ((-1.0,) if e[1] < 0.75 else (1.0,))
         for side in sides:
@@ -479,6 +542,7 @@ def _paint_distractors(image: FloatImage, u: FloatImage, v: FloatImage, scale: f
     # moles / dark blobs on forehead, cheeks, chin: presence, zone, position (2), radius, darkness
     for b in extras.blobs:
         if b[0] < level.blob_prob:
+            painted["n_moles"] += 1
             u0, u1, v0, v1 = _BLOB_ZONES[min(int(b[1] * len(_BLOB_ZONES)), len(_BLOB_ZONES) - 1)]
             radius = _lerp(b[4], 0.8, 2.2)
             blob = _disc(u, v, _lerp(b[2], u0, u1), _lerp(b[3], v0, v1), radius, radius)
@@ -486,6 +550,7 @@ def _paint_distractors(image: FloatImage, u: FloatImage, v: FloatImage, scale: f
     # occluders, image coordinates: presence, centre (x, y), half sides (2), angle
     for k, o in enumerate(extras.occluders):
         if o[0] < level.occluder_prob[k]:
+            painted["n_occluders"] += 1
             cx, cy = _lerp(o[1], 0.0, n - 1.0), _lerp(o[2], 0.0, n - 1.0)
             half_a, half_b = (_lerp(o[3], *level.occluder_half_px),
                               _lerp(o[4], *level.occluder_half_px))
@@ -496,6 +561,7 @@ def _paint_distractors(image: FloatImage, u: FloatImage, v: FloatImage, scale: f
             grad = extras.occluder_gradients[k]
             shade = 1.0 + 0.3 * (grad[0] * a / half_a + grad[1] * b_ / half_b)
             image[:, patch] = (extras.occluder_colours[k][:, None, None] * shade[None])[:, patch]
+    return painted
 
 
 def render_face(params: IdentityParams, *, rng: np.random.Generator,
@@ -568,7 +634,9 @@ def render_face(params: IdentityParams, *, rng: np.random.Generator,
     skin_image = skin[:, None, None] * (1.0 + _upsample_bilinear(skin_texture, n))
     image[:, face] = skin_image[:, face]
     if level is not None and extras is not None:
-        _paint_distractors(image, u, v, scale, face_rx, face_ry, extras, level)
+        painted = _paint_distractors(image, u, v, scale, face_rx, face_ry, extras, level)
+    else:
+        painted = {"hair": 0, "glasses": 0, "earring": 0, "n_moles": 0, "n_occluders": 0}
 
     # --- identity features (evaluated in each feature's bounding window only) ---------------
     mask = np.zeros((n, n), dtype=np.bool_)
@@ -622,7 +690,13 @@ def render_face(params: IdentityParams, *, rng: np.random.Generator,
     image *= gain * (1.0 + light_strength * ramp)[None]
     image += noise_sigma * noise
     np.clip(image, 0.0, 1.0, out=image)
-    return SyntheticFace(image=image.astype(np.float32), identity_mask=mask)
+    nuisance = Nuisance(difficulty=difficulty, shift_x_px=shift_x, shift_y_px=shift_y,
+                        scale=scale, gain=gain, light_strength=light_strength,
+                        light_angle_rad=light_angle, noise_sigma=noise_sigma,
+                        hair=bool(painted["hair"]), glasses=bool(painted["glasses"]),
+                        earring=bool(painted["earring"]), n_moles=painted["n_moles"],
+                        n_occluders=painted["n_occluders"])
+    return SyntheticFace(image=image.astype(np.float32), identity_mask=mask, nuisance=nuisance)
 
 
 def synthetic_face(world_seed: int, identity: int, view: int,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from faceattr.data.pairs import LoadedImage, Pair, content_pair_id
-from faceattr.data.synthetic import check_difficulty, synthetic_face
+from faceattr.data.synthetic import Nuisance, check_difficulty, synthetic_face
 from faceattr.rng import numpy_generator
 
 __all__ = ["SyntheticPairSource"]
@@ -83,3 +83,10 @@ class SyntheticPairSource:
         identity, view = _parse_image_id(image_id)
         face = synthetic_face(self.world_seed, identity, view, self.difficulty)
         return LoadedImage(image=face.image, identity_mask=face.identity_mask)
+
+    def nuisance(self, image_id: str) -> Nuisance:
+        """The generator's exact nuisance values of an image (for stratified analyses)."""
+        identity, view = _parse_image_id(image_id)
+        face = synthetic_face(self.world_seed, identity, view, self.difficulty)
+        assert face.nuisance is not None  # render_face always records it
+        return face.nuisance

@@ -54,13 +54,21 @@ def build_source(protocol: Protocol) -> PairSource:
 
 
 def build_model(protocol: Protocol) -> VerificationModel:
-    """The protocol's verification model (registered, imported, or from a model file)."""
+    """The protocol's verification model (registered, imported, or from a model file), its
+    network on the protocol's ``[execution] device`` (checked to exist: one-line error)."""
+    from faceattr.devices import resolve_device
+
+    device = resolve_device(protocol.execution.device)
     if protocol.model.file is not None:
         from faceattr.models.files import load_model_file
 
-        return load_model_file(protocol.model.file)
-    weights = Path(protocol.model.weights) if protocol.model.weights else None
-    return load_model(protocol.model.name, weights_path=weights)
+        model = load_model_file(protocol.model.file)
+    else:
+        weights = Path(protocol.model.weights) if protocol.model.weights else None
+        model = load_model(protocol.model.name, weights_path=weights)
+    if device.type != "cpu":
+        model.network.to(device)
+    return model
 
 
 def falsification_settings(protocol: Protocol) -> FalsificationSettings:

@@ -36,11 +36,21 @@ def git_commit(directory: Path) -> str:
 
 
 def provenance(*, protocol_sha256: str, manifest_sha256: str, seed: int, model: str,
-               weights_sha256: str, threads: int) -> dict[str, Any]:
-    """The deterministic provenance block of a run (no timestamps)."""
-    return {"git_commit": git_commit(Path(__file__).parent),
-            "packages": package_versions(), "python": platform.python_version(),
-            "platform": platform.platform(terse=True), "device": "cpu",
-            "torch_threads": threads, "protocol_sha256": protocol_sha256,
-            "manifest_sha256": manifest_sha256, "seed": seed, "model": model,
-            "weights_sha256": weights_sha256}
+               weights_sha256: str, threads: int,
+               device: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The deterministic provenance block of a run (no timestamps).
+
+    ``device`` is :meth:`faceattr.devices.DeviceSettings.to_json` of the run's device (its
+    name and the deterministic torch settings it computes under); None: the CPU, unrecorded.
+    """
+    document: dict[str, Any] = {
+        "git_commit": git_commit(Path(__file__).parent),
+        "packages": package_versions(), "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "device": "cpu" if device is None else device["device"],
+        "torch_threads": threads, "protocol_sha256": protocol_sha256,
+        "manifest_sha256": manifest_sha256, "seed": seed, "model": model,
+        "weights_sha256": weights_sha256}
+    if device is not None:
+        document["device_settings"] = device
+    return document

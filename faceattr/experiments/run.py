@@ -26,13 +26,20 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from tqdm import tqdm
 
 from faceattr.attribution import AttributionBatch, AttributionMethod
 from faceattr.attribution.base import AttributionDetails
+from faceattr.attribution.explained import observe_explained
 from faceattr.attribution.target import TARGET_ERROR_STATUS, TargetSanity
+from faceattr.calibration.calibrate import check_calibrated
 from faceattr.data.pairs import LoadedImage, Pair, PairSource, build_manifest, image_hashes
 from faceattr.data.pairs import manifest_sha256 as _manifest_sha256
+from faceattr.devices import (
+    device_session,
+    device_settings,
+    identity_device,
+    resolve_device,
+)
 from faceattr.errors import GateFailedError, InputError, IntegrityError
 from faceattr.experiments.context import (
     ATTRIBUTION_CHUNK,
@@ -45,12 +52,11 @@ from faceattr.experiments.context import (
     falsification_settings,
     fixed_chunks,
     load_images,
-    pair_inputs,
     ranked_maps,
     real_rows,
     take_rows,
-    target_sanity_fixed_chunks,
 )
+from faceattr.experiments.executor import Executor, SerialExecutor
 from faceattr.experiments.folder import (
     RunFolder,
     load_records,
@@ -71,6 +77,7 @@ from faceattr.experiments.identity import (
 )
 from faceattr.experiments.provenance import provenance
 from faceattr.experiments.summary import GateResult, RunSummary, summarise_method
+from faceattr.experiments.target_identity import apply_target_identity, identity_checks
 from faceattr.falsification import FalsificationSettings, PairInputs, falsify_maps
 from faceattr.falsification.engine import clean_scores, failed_record
 from faceattr.integrity import (
@@ -189,9 +196,12 @@ def prepare_run(protocol: Protocol, reports_dir: Path, *, shard: Shard | None = 
     manifest = build_manifest(source, pairs, image_hashes(source, pairs, images))
     model = build_model(protocol)
     _check_input_size(protocol, model, images)
+    check_calibrated(protocol, model.weights_sha256, pairs)  # Theorem 3.5's thresholds
     identity = RunIdentity.current(protocol_sha256=protocol.content_sha256,
                                    weights_sha256=model.weights_sha256,
-                                   manifest_sha256=_manifest_sha256(manifest))
+                                   manifest_sha256=_manifest_sha256(manifest),
+                                   device=identity_device(resolve_device(
+                                       protocol.execution.device)))
     name = identity.folder_name(protocol.name)
     if limit_pairs is not None:
         name += f"-first{limit_pairs}"
@@ -319,7 +329,9 @@ def _falsify(model: VerificationModel, inputs: PairInputs, maps: NDArray[np.floa
 def _method_records(method: AttributionMethod, model: VerificationModel, inputs: PairInputs,
                     protocol: Protocol, settings: FalsificationSettings,
                     sanity: Sequence[TargetSanity]) -> list[PairRecord]:
-    attributed = attribute_pairs(method, attribution_batch(model, inputs, protocol.seed))
+    batch = attribution_batch(model, inputs, protocol.seed)
+    with observe_explained(batch.probes, batch.partner_embeddings) as observed:
+        attributed = attribute_pairs(method, batch)
     if len(attributed.failures) == len(inputs.pairs):  # nothing to test
         scores = clean_scores(inputs)
         return [failed_record(p, model.name, method.method_id, *attributed.failures[i],
@@ -331,10 +343,21 @@ def _method_records(method: AttributionMethod, model: VerificationModel, inputs:
     checked = None if method.info.is_control else sanity
     records = _with_details(inputs.pairs, records, attributed.details, checked,
                             settings.verdict)
+    if method.info.explains_score and not method.info.is_control:  # else no scalar explained
+        records = apply_target_identity(inputs.pairs, records, identity_checks(
+            method.method_id, observed, inputs), settings.verdict)
     for row, (status, reason) in sorted(attributed.failures.items()):
         records[row] = failed_record(inputs.pairs[row], model.name, method.method_id, status,
                                      reason, records[row].score_clean, settings.verdict)
     return records
+
+
+def method_records(method: AttributionMethod, model: VerificationModel, inputs: PairInputs,
+                   protocol: Protocol, settings: FalsificationSettings,
+                   sanity: Sequence[TargetSanity]) -> list[PairRecord]:
+    """One method's records on a batch of pairs, exactly as the records stage makes them
+    (reused by ``faceattr calibrate`` on the calibration split)."""
+    return _method_records(method, model, inputs, protocol, settings, sanity)
 
 
 class _RecordsLog:
@@ -365,25 +388,19 @@ class _RecordsLog:
 
 
 def _process(folder: RunFolder, prepared: PreparedRun,
-             embeddings: dict[str, NDArray[np.float32]], progress: bool) -> int:
-    protocol, model = prepared.protocol, prepared.model
-    methods = build_methods(protocol)
-    settings = falsification_settings(protocol)
+             embeddings: dict[str, NDArray[np.float32]], progress: bool,
+             executor: Executor | None = None) -> int:
+    methods = build_methods(prepared.protocol)
     log = _RecordsLog(folder)
     n_done = log.n_lines // len(methods)
     if n_done * len(methods) != log.n_lines:
         raise IntegrityError(f"{folder.records}: its checkpoint holds {log.n_lines} lines, not a "
                              f"multiple of {len(methods)} methods; re-run with --force-rerun")
     todo = prepared.mine[n_done:]
-    step = protocol.execution.pairs_per_batch
-    for start in tqdm(range(0, len(todo), step), desc=protocol.name, unit="batch",
-                      disable=not progress):
-        chunk = todo[start:start + step]
-        inputs = pair_inputs(chunk, prepared.images, embeddings)
-        sanity = target_sanity_fixed_chunks(model, inputs, protocol.model.target_grad_norm_min)
-        by_method = [_method_records(m, model, inputs, protocol, settings, sanity)
-                     for m in methods]
-        log.append([records[i] for i in range(len(chunk)) for records in by_method])
+    # the executor computes (pair batch x method) tasks; the log writes them in canonical order
+    for batch_records in (executor or SerialExecutor()).batches(prepared, todo, embeddings,
+                                                                progress=progress):
+        log.append(batch_records)
     return n_done
 
 
@@ -447,7 +464,9 @@ def start_folder(folder: RunFolder, prepared: PreparedRun, *, threads: int,
     document = provenance(protocol_sha256=prepared.protocol.content_sha256,
                           manifest_sha256=prepared.identity.manifest_sha256,
                           seed=prepared.protocol.seed, model=prepared.model.name,
-                          weights_sha256=prepared.model.weights_sha256, threads=threads)
+                          weights_sha256=prepared.model.weights_sha256, threads=threads,
+                          device=device_settings(resolve_device(
+                              prepared.protocol.execution.device)).to_json())
     document |= {"git_commit": commit, "git_dirty": dirty,
                  "identity_sha256": prepared.identity.sha256, "artefacts": {}}
     write_json(root / PROVENANCE_FILE, document)
@@ -493,10 +512,14 @@ def run_stages(folder: RunFolder, protocol: Protocol, threads: int) -> None:
         artefact_stage,
         comparison_stage,
         determinism_stage,
+        metric_validity_stage,
+        partner_sensitivity_stage,
         randomisation_stage,
+        strata_stage,
     )
 
-    for stage in (randomisation_stage, artefact_stage):
+    for stage in (randomisation_stage, artefact_stage, metric_validity_stage,
+                  partner_sensitivity_stage, strata_stage):
         stage(folder, protocol)
         record_new_files(folder.root)
     determinism_stage(folder, protocol, threads)
@@ -508,14 +531,17 @@ def run_stages(folder: RunFolder, protocol: Protocol, threads: int) -> None:
 
 def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
                  progress: bool = True, shard: Shard | None = None,
-                 limit_pairs: int | None = None, force_rerun: bool = False) -> RunFolder:
+                 limit_pairs: int | None = None, force_rerun: bool = False,
+                 executor: Executor | None = None) -> RunFolder:
     """Run (or resume, or reuse) the protocol's run — or one shard of it.
 
     The run is reused or resumed only when its identity (protocol, code, weights, data,
     libraries, device) is unchanged and its artefacts verify; otherwise it goes to a new
     folder. ``limit_pairs`` runs only the first pairs into ``<run>-first<n>/``, without the
     gate, the stages or a summary: records only (the determinism stage's re-runs).
-    ``force_rerun`` discards the folder's contents first.
+    ``force_rerun`` discards the folder's contents first. ``executor`` computes the records
+    (:mod:`faceattr.experiments.executor`; default the in-process loop), on the protocol's
+    ``[execution] device`` under :func:`faceattr.devices.device_session`.
 
     Returns
     -------
@@ -545,12 +571,15 @@ def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
         else:
             lineage = None if shard or limit_pairs else _lineage(prepared, reports_dir)
             start_folder(folder, prepared, threads=threads, lineage=lineage)
-        return _run_records(folder, prepared, threads=threads, progress=progress,
-                            shard=shard, limit_pairs=limit_pairs)
+        with device_session(prepared.model, protocol.execution.device,
+                            protocol.execution.forward_chunk):
+            return _run_records(folder, prepared, threads=threads, progress=progress,
+                                shard=shard, limit_pairs=limit_pairs, executor=executor)
 
 
 def _run_records(folder: RunFolder, prepared: PreparedRun, *, threads: int, progress: bool,
-                 shard: Shard | None, limit_pairs: int | None) -> RunFolder:
+                 shard: Shard | None, limit_pairs: int | None,
+                 executor: Executor | None = None) -> RunFolder:
     protocol = prepared.protocol
     started = time.time()
     embeddings = embed_images(prepared.model, prepared.images, protocol.execution.forward_chunk)
@@ -560,9 +589,10 @@ def _run_records(folder: RunFolder, prepared: PreparedRun, *, threads: int, prog
             write_json(folder.root / GATE_FILE, asdict(gate))
             record_new_files(folder.root)
             raise GateFailedError(gate_message(gate), folder.root)
-    n_resumed = _process(folder, prepared, embeddings, progress)
+    executor = executor or SerialExecutor()
+    n_resumed = _process(folder, prepared, embeddings, progress, executor)
     write_json(folder.timing, {"wall_s": time.time() - started, "finished_unix_s": time.time(),
-                               "resumed_pairs": n_resumed})
+                               "resumed_pairs": n_resumed, **executor.describe()})
     if shard is not None:
         write_json(folder.shard_done, {"index": shard.index, "count": shard.count,
                                        "n_pairs": len(prepared.mine),

@@ -24,6 +24,7 @@ from faceattr.falsification.regions import (
     Regions,
     TrivialMap,
     quantile_regions,
+    region_fingerprint,
     threshold_regions,
 )
 from faceattr.falsification.verdicts import (
@@ -139,7 +140,7 @@ def failed_record(pair: Pair, model: str, method: str, status: str, reason: str,
         attribution_sum=None, convergence_delta=None, target_grad_norm=None,
         drift_high_rad=(), drift_low_rad=(), score_drop_high=(), score_drop_low=(),
         d_high_rad=None, d_low_rad=None, sd_high_rad=None, sd_low_rad=None, margin_rad=None,
-        pairwise_violation_frac=None)
+        pairwise_violation_frac=None, regions_sha256=None)
 
 
 def clean_scores(inputs: PairInputs) -> NDArray[np.float64]:
@@ -269,5 +270,6 @@ def _assemble(model: str, method_id: str, inputs: PairInputs,
             d_high_rad=summary.d_high_rad, d_low_rad=summary.d_low_rad,
             sd_high_rad=summary.sd_high_rad, sd_low_rad=summary.sd_low_rad,
             margin_rad=summary.margin_rad,
-            pairwise_violation_frac=summary.pairwise_violation_frac))
+            pairwise_violation_frac=summary.pairwise_violation_frac,
+            regions_sha256=region_fingerprint(regions)))
     return records

@@ -9,13 +9,14 @@ between the two regions (then "high" and "low" would be an arbitrary split of eq
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 __all__ = ["ATOL_CONSTANT_MAP", "NonFiniteMapError", "Regions", "TrivialMap", "quantile_regions",
-           "threshold_regions"]
+           "region_fingerprint", "threshold_regions"]
 
 #: A map whose range is at most this (after scaling by its max |value|) is constant. float64
 #: maps built from float32 gradients carry ~1e-7 relative noise; 1e-12 is far below that.
@@ -33,6 +34,24 @@ class Regions:
     high_idx: NDArray[np.intp]
     low_idx: NDArray[np.intp]
     n_boundary_ties: int
+
+
+def region_fingerprint(regions: Regions) -> str:
+    """SHA-256 of the two pixel index sets the test perturbs (``S_high`` then ``S_low``).
+
+    Two maps with one fingerprint are one map to the falsification test, whatever their
+    bytes: a positive rescaling (or any strictly increasing transform) of a map selects the
+    same regions, exact ties included (they are broken by flat pixel index either way); only
+    values that float rounding moves across each other at a region boundary can differ
+    (PITFALLS.md #20, the ``distinct_maps`` claim). The sets are hashed sorted, as little-endian
+    int64, with a separator, so the order of ``high`` and ``low`` matters (an inverted map's
+    regions are swapped, not equal).
+    """
+    digest = hashlib.sha256()
+    for name, idx in ((b"high", regions.high_idx), (b"low", regions.low_idx)):
+        digest.update(name + b":")
+        digest.update(np.sort(np.asarray(idx, dtype="<i8")).tobytes())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,17 @@ def test_model_gate(claim: Case, judge: Judge) -> None:
     _assert_passed(claim, judge)
 
 
+@pytest.mark.claim_family("partner")
+def test_partner_sensitivity(claim: Case, judge: Judge) -> None:
+    """Partner-sensitivity claims: a map of s(x_a, x_b) changes with the partner x_b.
+
+    Re-explained against a random impostor partner, a method's maps change (the verification
+    analogue of Sixt et al.'s Random Logit test, ICML 2020); a method partner-free by design
+    is declared insensitive and its maps must stay the same.
+    """
+    _assert_passed(claim, judge)
+
+
 @pytest.mark.claim_family("randomisation")
 def test_randomisation(claim: Case, judge: Judge) -> None:
     """Adebayo model-parameter randomisation claims (cascading and independent).
@@ -133,12 +144,23 @@ def test_separation(claim: Case, judge: Judge) -> None:
     _assert_passed(claim, judge)
 
 
+@pytest.mark.claim_family("strata")
+def test_strata(claim: Case, judge: Judge) -> None:
+    """Stratum effects: where a method fails more (or less) often, or no effect beyond a margin.
+
+    A declared stratum of a pair covariate (pose, lighting, occlusion, the synthetic world's
+    nuisance) changes a method's falsification rate in the declared direction (Fisher exact,
+    Holm over the stratified analysis), or shows no effect beyond a declared margin (TOST).
+    """
+    _assert_passed(claim, judge)
+
+
 @pytest.mark.claim_family("target")
 def test_target(claim: Case, judge: Judge) -> None:
-    """Target-sanity claims: the explained scalar varies with the probe.
+    """Target claims: the explained scalar is the verification score and varies with the probe.
 
-    The attributed scalar is the verification score and responds to the probe
-    (PITFALLS.md #5).
+    The attributed scalar responds to the probe (target sanity, PITFALLS.md #5) and, at the
+    probe, equals the pair's verification score (target identity).
     """
     _assert_passed(claim, judge)
 

@@ -18,13 +18,17 @@ from faceattr.claims.validity import declared_families
 from faceattr.experiments.artefact_stage import load_artefacts
 from faceattr.experiments.determinism import load_determinism
 from faceattr.experiments.folder import RunFolder, load_records
+from faceattr.experiments.strata_stage import load_strata
 from faceattr.experiments.summary import RunSummary
 from faceattr.integrity import record_artefacts, run_lock
 from faceattr.io import read_json
 from faceattr.protocol import Protocol
+from faceattr.randomisation.partner import load_partner_sensitivity
 from faceattr.randomisation.stage import load_randomisation
 from faceattr.report import render_report
 from faceattr.validity.dose_response import write_validity
+from faceattr.validity.metric_artefact import load_metric_values
+from faceattr.validity.metric_section import metric_validity_section
 
 __all__ = ["run_artefacts", "write_not_evaluated", "write_verdicts"]
 
@@ -35,7 +39,9 @@ def run_artefacts(protocol: Protocol, folder: RunFolder, summary: RunSummary) ->
     return RunArtefacts(
         summary=summary, records=load_records(folder), claims=protocol.claims,
         randomisation=load_randomisation(folder.root), determinism=load_determinism(folder.root),
-        artefacts=load_artefacts(folder.root),
+        artefacts=load_artefacts(folder.root), metric_values=load_metric_values(folder.root),
+        partner_sensitivity=load_partner_sensitivity(folder.root),
+        strata=load_strata(folder.root),
         comparison=read_json(comparison) if comparison.exists() else None)
 
 
@@ -45,7 +51,12 @@ def _write_validity(protocol: Protocol, folder: RunFolder, summary: RunSummary) 
         families = declared_families(protocol.claims, set(summary.methods))
     except ValueError:  # an invalid claim is already reported as that claim's error
         return
-    if write_validity(folder.root, load_records(folder), families, seed=summary.seed):
+    records = load_records(folder)
+    values = load_metric_values(folder.root)
+    section = None if values is None or not families else \
+        metric_validity_section(records, values, families, seed=summary.seed)
+    if write_validity(folder.root, records, families, seed=summary.seed,
+                      metric_validity=section):
         record_artefacts(folder.root, "validity.json")
 
 

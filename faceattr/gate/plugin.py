@@ -24,6 +24,7 @@ import torch
 from faceattr.claims import ClaimResult, ClaimSpec, RunArtefacts, evaluate_claim
 from faceattr.claims.registry import claim_kind
 from faceattr.errors import GateFailedError, InputError
+from faceattr.experiments.executor import protocol_on_device
 from faceattr.experiments.folder import RunFolder, load_summary
 from faceattr.experiments.run import run_protocol
 from faceattr.experiments.summary import RunSummary
@@ -56,6 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reports-dir", default="reports", metavar="DIR",
                     help="where run folders live (default: reports)")
     group.addoption("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    group.addoption("--device", default=None, metavar="DEVICE",
+                    help="cpu, cuda, cuda:N or mps (default: each protocol's [execution] "
+                         "device, cpu when it names none)")
     group.addoption("--force-rerun", action="store_true",
                     help="discard the protocols' run folders and run them again")
 
@@ -82,7 +86,8 @@ def pytest_configure(config: pytest.Config) -> None:
     threads = int(config.getoption("--threads"))
     torch.set_num_threads(threads)
     try:
-        protocols = [load_protocol(p) for p in paths]
+        device = config.getoption("--device")
+        protocols = [protocol_on_device(load_protocol(p), device) for p in paths]
     except InputError as exc:
         raise pytest.UsageError(str(exc)) from None
     _STATE["session"] = _Session(protocols=protocols,

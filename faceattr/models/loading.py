@@ -55,11 +55,36 @@ def _facenet_random(weights_path: Path | None) -> VerificationModel:
     return random_facenet(0)
 
 
+def _synthetic_vit(weights_path: Path | None) -> VerificationModel:
+    from faceattr.models.synthetic_vit import load_synthetic_vit
+
+    return load_synthetic_vit(weights_path)
+
+
+def _synthetic_inception(weights_path: Path | None) -> VerificationModel:
+    from faceattr.models.synthetic_inception import load_synthetic_inception
+
+    return load_synthetic_inception(weights_path)
+
+
+def _real(name: str) -> ModelLoader:
+    def load(weights_path: Path | None) -> VerificationModel:
+        from faceattr.models.zoo import load_real_model
+
+        return load_real_model(name, weights_path)
+    return load
+
+
 _BUILTIN_MODELS: Mapping[str, ModelLoader] = MappingProxyType({
     "synthetic_cnn": _synthetic, "synthetic_cnn_d1": _synthetic_level(1),
     "synthetic_cnn_d2": _synthetic_level(2), "dlib_resnet": _dlib,
     "facenet_vggface2": _facenet("vggface2"), "facenet_casia_webface": _facenet("casia-webface"),
-    "facenet_random": _facenet_random})
+    "facenet_random": _facenet_random,
+    # other architectures trained on the synthetic world (fixtures/README.md)
+    "synthetic_vit": _synthetic_vit, "synthetic_inception": _synthetic_inception,
+    # real pretrained networks from package archives (faceattr.models.zoo)
+    "sface": _real("sface"), "mobilefacenet_512": _real("mobilefacenet_512"),
+    "mobilefacenet_192": _real("mobilefacenet_192")})
 MODEL_NAMES = tuple(_BUILTIN_MODELS)
 
 

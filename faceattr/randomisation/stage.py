@@ -40,6 +40,12 @@ from faceattr.attribution.base import AttributionBatch, AttributionMethod
 from faceattr.io import read_json, write_json
 from faceattr.models.base import VerificationModel
 from faceattr.randomisation.layers import cascading_steps, randomisable_layers, randomise_layers
+from faceattr.randomisation.repaired import (
+    RepairedResult,
+    RepairedSettings,
+    layer_steps,
+    run_repaired,
+)
 from faceattr.randomisation.similarity import METRICS, Metric, is_constant_map, map_similarity
 
 __all__ = ["FORMAT_VERSION", "ORDERS", "RANDOMISATION_FILE", "MethodCurves", "Order",
@@ -52,7 +58,9 @@ ORDERS: Final[tuple[Order, ...]] = ("cascading", "independent")
 RANDOMISATION_FILE: Final = "randomisation.json"
 """The stage's artefact in a run folder."""
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+"""2 adds ``repaired`` (sMPRT and eMPRT, :mod:`faceattr.randomisation.repaired`); a version-1
+file (no such key) still loads, with ``repaired = None``."""
 
 _PARTNER_ATOL: Final = 1e-4
 """How far the batch's partner embeddings may be from ``f(partner_images)`` (float32 rounding
@@ -259,6 +267,9 @@ class RandomisationResult:
         Fraction of pixels in the top sets of the ``topk`` metric.
     methods : tuple of MethodCurves
         One per method, in method-id order.
+    repaired : RepairedResult or None
+        sMPRT and eMPRT (Hedström et al. 2023) of the declared methods on the same pairs, with
+        the settings they ran under; ``None`` when the protocol declares none.
     """
 
     model: str
@@ -267,6 +278,7 @@ class RandomisationResult:
     layers: tuple[str, ...]
     topk_frac: float
     methods: tuple[MethodCurves, ...]
+    repaired: RepairedResult | None = None
 
     def __post_init__(self) -> None:
         if not self.pair_ids or len(set(self.pair_ids)) != len(self.pair_ids):
@@ -300,6 +312,24 @@ class RandomisationResult:
                     raise ValueError(f"{where}, step {step.layer}: "
                                      f"{len(step.similarities[0].per_pair)} values for "
                                      f"{n_pairs} pairs")
+        if self.repaired is not None:
+            self._check_repaired(self.repaired, set(ids))
+
+    def _check_repaired(self, repaired: RepairedResult, ids: set[str]) -> None:
+        unknown = sorted(set(repaired.settings.methods) - ids)
+        if unknown:
+            raise ValueError(f"repaired tests ran {unknown}, which the stage did not")
+        steps = layer_steps(self.layers, repaired.settings.layer_order)
+        for curves in repaired.methods:
+            if curves.error is not None:
+                continue
+            if len(curves.smoothed_constant) != self.n_pairs:
+                raise ValueError(f"repaired method {curves.method_id}: "
+                                 f"{len(curves.smoothed_constant)} pairs, expected "
+                                 f"{self.n_pairs}")
+            if tuple(s.layers_randomised for s in curves.smprt) != steps:
+                raise ValueError(f"repaired method {curves.method_id}: sMPRT steps are not the "
+                                 f"{repaired.settings.layer_order} cascade {steps}")
 
     @property
     def n_pairs(self) -> int:
@@ -319,22 +349,28 @@ class RandomisationResult:
         return {"version": FORMAT_VERSION, "model": self.model, "seed": self.seed,
                 "pair_ids": list(self.pair_ids), "layers": list(self.layers),
                 "topk_frac": self.topk_frac, "metrics": list(METRICS),
-                "methods": [m.to_json() for m in self.methods]}
+                "methods": [m.to_json() for m in self.methods],
+                "repaired": None if self.repaired is None else self.repaired.to_json()}
 
     @classmethod
     def from_json(cls, row: Mapping[str, Any]) -> RandomisationResult:
         """Rebuild from :meth:`to_json` output (exact keys, same format version)."""
-        _exact_keys(row, {"version", "model", "seed", "pair_ids", "layers", "topk_frac",
-                          "metrics", "methods"}, "randomisation result")
-        if row["version"] != FORMAT_VERSION:
-            raise ValueError(f"randomisation result: version {row['version']!r} is not "
+        keys = {"version", "model", "seed", "pair_ids", "layers", "topk_frac", "metrics",
+                "methods"}
+        version = row.get("version") if isinstance(row, Mapping) else None
+        if version not in (1, FORMAT_VERSION):
+            raise ValueError(f"randomisation result: version {version!r} is not 1 or "
                              f"{FORMAT_VERSION}")
+        _exact_keys(row, keys | ({"repaired"} if version == FORMAT_VERSION else set()),
+                    "randomisation result")
+        repaired = row.get("repaired")
         if tuple(row["metrics"]) != METRICS:
             raise ValueError(f"randomisation result: metrics {row['metrics']} are not "
                              f"{list(METRICS)}")
         return cls(model=row["model"], seed=row["seed"], pair_ids=tuple(row["pair_ids"]),
                    layers=tuple(row["layers"]), topk_frac=row["topk_frac"],
-                   methods=tuple(MethodCurves.from_json(m) for m in row["methods"]))
+                   methods=tuple(MethodCurves.from_json(m) for m in row["methods"]),
+                   repaired=None if repaired is None else RepairedResult.from_json(repaired))
 
 
 def _exact_keys(row: Mapping[str, Any], expected: set[str], where: str) -> None:
@@ -399,7 +435,8 @@ def _maps(method: AttributionMethod, batch: AttributionBatch) -> NDArray[np.floa
 def run_randomisation(model: VerificationModel, methods: Sequence[AttributionMethod],
                       batch: AttributionBatch, *, partner_images: torch.Tensor, seed: int,
                       n_pairs: int, layers: Sequence[str] | None = None,
-                      topk_frac: float = 0.1) -> RandomisationResult:
+                      topk_frac: float = 0.1,
+                      repaired: RepairedSettings | None = None) -> RandomisationResult:
     """Run the cascading and independent model-parameter randomisation test.
 
     Parameters
@@ -425,6 +462,9 @@ def run_randomisation(model: VerificationModel, methods: Sequence[AttributionMet
         :func:`~faceattr.randomisation.layers.randomisable_layers`); kept in forward order.
     topk_frac : float
         Fraction of pixels in the top sets of the ``topk`` metric (default 0.1).
+    repaired : RepairedSettings or None
+        Also run sMPRT and eMPRT (:mod:`faceattr.randomisation.repaired`) on these settings'
+        methods, on the same pairs and layers (``None``: not run).
 
     Returns
     -------
@@ -515,5 +555,26 @@ def run_randomisation(model: VerificationModel, methods: Sequence[AttributionMet
             method_id=method_id, method_name=method.info.name, original_constant=constant,
             cascading=tuple(steps[s][method_id] for s in cascade),
             independent=tuple(steps[s][method_id] for s in independent), error=None))
+    repaired_result = None
+    if repaired is not None:
+        repaired_result = _run_repaired(model, ordered, batch, original, rows, partners,
+                                        chosen, repaired, seed=seed)
     return RandomisationResult(model=model.name, seed=seed, pair_ids=original.pair_ids,
-                               layers=chosen, topk_frac=topk_frac, methods=tuple(curves))
+                               layers=chosen, topk_frac=topk_frac, methods=tuple(curves),
+                               repaired=repaired_result)
+
+
+def _run_repaired(model: VerificationModel, methods: Sequence[AttributionMethod],
+                  batch: AttributionBatch, original: AttributionBatch, rows: list[int],
+                  partners: torch.Tensor, layers: tuple[str, ...], settings: RepairedSettings,
+                  *, seed: int) -> RepairedResult:
+    by_id = {m.method_id: m for m in methods}
+    unknown = sorted(set(settings.methods) - set(by_id))
+    if unknown:
+        raise ValueError(f"repaired tests name unknown method ids {unknown}; the stage runs "
+                         f"{sorted(by_id)}")
+    steps = layer_steps(layers, settings.layer_order)
+    states = [original, *(_sub_batch(batch, randomise_layers(model, step, seed=seed), rows,
+                                     partners) for step in steps)]
+    return RepairedResult(settings=settings, methods=tuple(
+        run_repaired(by_id[m], states, settings, steps) for m in settings.methods))

@@ -21,6 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from faceattr.integrity import record_artefacts, recorded_artefacts, verify_artefacts
 from faceattr.io import atomic_write_text, read_json, read_jsonl
 from faceattr.report.figures import png_base64 as _png
+from faceattr.report.strata import strata_context
 from faceattr.report.validity import validity_context
 
 __all__ = ["ARTEFACTS", "render_report"]
@@ -67,6 +68,30 @@ def _distributions_png(records: Sequence[dict[str, Any]], methods: Sequence[str]
         ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
     return _png(fig)
+
+
+def _repaired_rows(randomisation: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The sMPRT / eMPRT table (Hedstrom et al. 2023) of ``randomisation.json``: per method the
+    classic full-cascade Spearman beside the smoothed one and the complexity ratio."""
+    if randomisation is None or randomisation.get("repaired") is None:
+        return None
+    repaired = randomisation["repaired"]
+    classic = {m["method_id"]: m for m in randomisation["methods"]}
+    rows = []
+    for entry in repaired["methods"]:
+        row: dict[str, Any] = {"method": entry["method_id"], "error": entry["error"]}
+        if entry["error"] is None:
+            curves = classic[entry["method_id"]]
+            ratios = [r for r in entry["complexity_ratio"] if r is not None]
+            row |= {
+                "classic": None if curves["error"] is not None else
+                curves["cascading"][-1]["similarity"]["spearman_abs"]["mean"],
+                "smprt": entry["smprt"][-1]["mean"],
+                "smprt_steps": [s["mean"] for s in entry["smprt"]],
+                "emprt": sum(ratios) / len(ratios) if ratios else None,
+                "n_undefined": len(entry["complexity_ratio"]) - len(ratios)}
+        rows.append(row)
+    return {"settings": repaired["settings"], "rows": rows}
 
 
 def _randomisation_png(randomisation: dict[str, Any]) -> str:
@@ -249,7 +274,11 @@ def render_report(run_dir: Path) -> Path:
         k_sufficiency_png=_k_sufficiency_png(records, method_ids),
         map_statistics=_map_statistics(records, method_ids),
         randomisation_png=None if randomisation is None else _randomisation_png(randomisation),
+        repaired_mprt=_repaired_rows(randomisation),
+        partner_sensitivity=read_json(run_dir / "partner_sensitivity.json")
+        if (run_dir / "partner_sensitivity.json").exists() else None,
         completeness_trend=trend, gallery=gallery, validity=validity_context(run_dir),
+        strata=strata_context(run_dir),
         comparison_text=(run_dir / "comparison.txt").read_text(encoding="utf-8")
         if (run_dir / "comparison.txt").exists() else None,
         **_context_common(run_dir))

@@ -5,7 +5,11 @@ Shows, for each family of maps a ``truth_tracking`` claim declares, the dose-res
 stratum, and the methods ranked by the outcome against their ranking by the truth; and the
 artefact controls (Rong et al., "A Consistent and Efficient Evaluation Strategy for Attribution
 Methods", ICML 2022): the share of passes explainable by the shape of S_high alone, per fill
-and verdict, and the blurred random map's falsification rate.
+and verdict, and the blurred random map's falsification rate; and, where the protocol declares
+``[metric_validity]``, every evaluation metric (deletion / insertion AUC, ROAD, faithfulness
+correlation, pixel flipping) and falsification outcome ranked by its correlation with the truth,
+each beside its paired difference to deletion AUC (MetaQuantus' question, Hedström et al. 2023,
+answered with a ground truth).
 """
 
 from __future__ import annotations
@@ -98,14 +102,47 @@ def _artefact_rows(artefacts: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _metric_family(section: Mapping[str, Any], family: Mapping[str, Any]) -> dict[str, Any]:
+    """One family's table: a row per measure, a cell per stratum (the family's quality), with
+    the paired difference to the reference metric beside each cell."""
+    name, quality = family["family"], family["quality"]
+    rows = [r for r in section["rows"] if r["family"] == name and r["quality"] == quality]
+    strata = [s for s in ("all", "genuine", "impostor") if any(r["stratum"] == s for r in rows)]
+    versus = {(c["measure"], c["stratum"]): c for c in section["comparisons"]
+              if c["family"] == name}
+    table = []
+    for measure in dict.fromkeys(r["measure"] for r in rows):
+        mine = {r["stratum"]: r for r in rows if r["measure"] == measure}
+        first = next(iter(mine.values()))
+        table.append({"measure": measure, "source": first["source"],
+                      "orientation": first["orientation"],
+                      "reference": measure == section["reference"],
+                      "cells": [{"row": mine[s], "versus": versus.get((measure, s))}
+                                for s in strata if s in mine]})
+    return {"family": name, "quality": quality, "n_methods": len(family["methods"]),
+            "alpha": family["alpha"], "n_resamples": family["n_resamples"], "strata": strata,
+            "rows": table}
+
+
+def _metric_validity(section: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The ``metric_validity`` section of ``validity.json`` for the template (None: not
+    declared)."""
+    if section is None:
+        return None
+    return {"n_pairs": section["n_pairs"], "metrics": section["metrics"],
+            "reference": section["reference"], "settings": section["settings"],
+            "mismatches": section["map_mismatches"], "empty": section["empty"],
+            "families": [_metric_family(section, f) for f in section["families"]]}
+
+
 def validity_context(run_dir: Path) -> dict[str, Any] | None:
     """Template variables of the validity section, or None when the run has neither
     ``validity.json`` nor ``artefacts.json``."""
     validity_path, artefacts_path = run_dir / "validity.json", run_dir / "artefacts.json"
     if not validity_path.exists() and not artefacts_path.exists():
         return None
-    families: Sequence[Mapping[str, Any]] = (
-        read_json(validity_path)["families"] if validity_path.exists() else [])
+    document = read_json(validity_path) if validity_path.exists() else None
+    families: Sequence[Mapping[str, Any]] = [] if document is None else document["families"]
     artefacts = read_json(artefacts_path) if artefacts_path.exists() else None
     return {
         "families": [{"claim_id": f["claim_id"], "quality": f["quality"],
@@ -117,6 +154,8 @@ def validity_context(run_dir: Path) -> dict[str, Any] | None:
                       "strata": [s for s in ("all", "genuine", "impostor")
                                  if s not in f["empty_strata"]],
                       "ranking": _ranking_rows(f)} for f in families],
+        "metric_validity": None if document is None else _metric_validity(
+            document["metric_validity"]),
         "artefacts": None if artefacts is None else {
             "n_pairs": artefacts["n_pairs"], "max_overlap_frac": artefacts["max_overlap_frac"],
             "rows": _artefact_rows(artefacts)},

@@ -54,7 +54,8 @@ from faceattr.testing.tolerances import (
     RTOL_BATCH_MAP,
 )
 
-__all__ = ["BUILTIN_CHECK_PARAMS", "CHECK_SEED", "FRESH_PROCESS_TIMEOUT_S", "METHOD_CHECKS",
+__all__ = ["BUILTIN_CHECK_MODELS", "BUILTIN_CHECK_PARAMS", "CHECK_SEED",
+           "FRESH_PROCESS_TIMEOUT_S", "METHOD_CHECKS",
            "N_CHECK_PAIRS", "MethodRef", "ModelRef", "check_method", "method_checks"]
 
 MethodRef = str | type[AttributionMethod]
@@ -91,6 +92,16 @@ BUILTIN_CHECK_PARAMS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "kernel_shap": {"n_samples": 40, "cell_px": 8}, "lime": {"n_samples": 40, "cell_px": 8},
     "oracle": {}, "noisy_oracle": {"noise_weight": 0.5}, "inverted": {"of": "saliency"},
     "random": {}, "constant": {}, "biometric_grad_cam": {}, "spatial_biometric_grad_cam": {},
+    "guided_backprop": {}, "guided_grad_cam": {},
+    "attention_rollout": {}, "gradient_rollout": {}, "branch_attention_cam": {},
+})
+
+#: The model a built-in's checks run on when ``model`` is ``None``, for built-ins that need an
+#: architecture the tiny check CNN lacks (they raise UnsupportedModelError on it): attention
+#: layers (rollout) or Inception blocks (branch-attention CAM). Each is a shipped model name.
+BUILTIN_CHECK_MODELS: Mapping[str, str] = MappingProxyType({
+    "attention_rollout": "synthetic_vit", "gradient_rollout": "synthetic_vit",
+    "branch_attention_cam": "synthetic_inception",
 })
 
 _WHERE = "faceattr.testing"
@@ -503,7 +514,8 @@ def method_checks(method: MethodRef, *, params: Mapping[str, Any] | None = None,
     params : mapping, optional
         The method's protocol parameters (read strictly by its ``from_params``).
     model : VerificationModel, str or None
-        ``None``: the tiny check CNN (:func:`faceattr.testing.tiny_model`); a model name or
+        ``None``: the tiny check CNN (:func:`faceattr.testing.tiny_model`), or for a built-in
+        named in :data:`BUILTIN_CHECK_MODELS` the shipped model named there; a model name or
         loader import path; or a model (its network class, rebuilt with no arguments, and its
         state_dict go to the fresh process — never a pickle).
     method_id : str
@@ -520,6 +532,8 @@ def method_checks(method: MethodRef, *, params: Mapping[str, Any] | None = None,
     """
     target = _Target(ref=method, params=MappingProxyType(dict(params or {})),
                      method_id=method_id)
+    if model is None and isinstance(method, str):
+        model = BUILTIN_CHECK_MODELS.get(method)
     ctx = _MethodContext(target=target, model_ref=model)
     builtins = _Builtins(ctx)
     try:

@@ -105,11 +105,15 @@ def family_validity(records: Sequence[PairRecord], family: Family, *,
 
 
 def write_validity(run_dir: Path, records: Sequence[PairRecord], families: Sequence[Family],
-                   *, seed: int) -> Path | None:
+                   *, seed: int,
+                   metric_validity: Mapping[str, Any] | None = None) -> Path | None:
     """Write ``validity.json`` for the declared families (nothing when none is declared).
 
     Rewritten on every validation: claims may change without changing the run (a stale file
-    is removed when the protocol no longer declares a family).
+    is removed when the protocol no longer declares a family). ``metric_validity`` is the
+    section of :func:`faceattr.validity.metric_section.metric_validity_section` (every
+    evaluation metric and outcome against the truth, on the run's ``metric_values.json``);
+    ``null`` when the protocol declares no ``[metric_validity]``.
     """
     path = run_dir / VALIDITY_FILE
     if not families:
@@ -117,7 +121,8 @@ def write_validity(run_dir: Path, records: Sequence[PairRecord], families: Seque
         return None
     document = {"seed": seed, "strata": list(STRATA), "outcomes": list(OUTCOMES),
                 "families": [family_validity(records, f, seed=seed).to_json()
-                             for f in families]}
+                             for f in families],
+                "metric_validity": None if metric_validity is None else dict(metric_validity)}
     write_json(path, document)
     return path
 

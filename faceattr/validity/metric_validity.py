@@ -58,7 +58,8 @@ __all__ = ["FALSIFICATION_MEASURES", "MeasureTracking", "MetricValidityTable", "
            "collect_metric_values", "main", "metric_validity", "run_metric_validity"]
 
 #: The falsification outcomes ranked beside the metrics (all oriented higher = better).
-FALSIFICATION_MEASURES: tuple[str, ...] = ("margin", "pass_rate_simple", "pass_rate_theorem")
+FALSIFICATION_MEASURES: tuple[str, ...] = ("margin", "concordance", "pass_rate_simple",
+                                           "pass_rate_theorem")
 DEFAULT_QUALITIES: tuple[str, ...] = ("rank_accuracy", "roc_auc")
 MetricValues = Mapping[str, Mapping[tuple[str, str], float | None]]
 """``{metric: {(method, pair_id): value or None}}``."""

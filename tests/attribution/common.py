@@ -11,9 +11,11 @@ import torch
 from faceattr.attribution import AttributionBatch
 from faceattr.experiments.context import take_rows
 from faceattr.models.base import VerificationModel
+from faceattr.models.loading import load_model
 from faceattr.models.synthetic_cnn import load_synthetic_model
 from faceattr.rng import numpy_generator
 from faceattr.testing import BUILTIN_CHECK_PARAMS
+from faceattr.testing.methods import BUILTIN_CHECK_MODELS
 from tests.helpers import tiny_model
 
 # The models every method is smoke-tested on. Hook for CI: dlib's ResNet is added here
@@ -34,6 +36,19 @@ _CACHE: dict[str, VerificationModel] = {}
 def model(name: str) -> VerificationModel:
     if name not in _CACHE:
         _CACHE[name] = MODELS[name]()
+    return _CACHE[name]
+
+
+# Built-ins that need an architecture the models above lack (attention layers, Inception
+# blocks) raise UnsupportedModelError on them; they are tested on the shipped model that
+# faceattr.testing checks them on (BUILTIN_CHECK_MODELS).
+ARCHITECTURE_SPECIFIC = frozenset(BUILTIN_CHECK_MODELS)
+
+
+def model_for(method: str, default: str) -> VerificationModel:
+    name = BUILTIN_CHECK_MODELS.get(method, default)
+    if name not in _CACHE:
+        _CACHE[name] = MODELS[name]() if name in MODELS else load_model(name)
     return _CACHE[name]
 
 

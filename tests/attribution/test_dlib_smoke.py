@@ -18,7 +18,9 @@ PARAMS = METHOD_PARAMS | {"occlusion": {"patch_px": 10, "stride_px": 10}}
 # recorded, not hidden: in a run such maps are `trivial` pairs that count as falsified.
 FLAT_ON_DLIB = {"constant", "grad_cam", "layer_cam", "biometric_grad_cam",
                 "spatial_biometric_grad_cam"}  # the auto layer is 1x1 on dlib (measured)
-UNSUPPORTED_ON_DLIB = {"lrp"}  # no LRP rules declared for its residual blocks
+UNSUPPORTED_ON_DLIB = {"lrp",  # no LRP rules declared for its residual blocks
+                       # no attention layer (rollout) and no Inception block (branch CAM)
+                       "attention_rollout", "gradient_rollout", "branch_attention_cam"}
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,8 @@ def record(i: int, method: str, falsified: bool, *, verdict_rule: str = "simple"
         gt_mass_accuracy=None, attribution_sum=None,
             convergence_delta=None, target_grad_norm=None, drift_high_rad=(), drift_low_rad=(),
             score_drop_high=(), score_drop_low=(), d_high_rad=None, d_low_rad=None,
-            sd_high_rad=None, sd_low_rad=None, margin_rad=None, pairwise_violation_frac=None)
+            sd_high_rad=None, sd_low_rad=None, margin_rad=None, pairwise_violation_frac=None,
+            regions_sha256=None)
     high, low = ((0.2, 0.3), (0.5, 0.6)) if falsified else ((1.0, 1.2), (0.1, 0.2))
     d_high, d_low = sum(high) / 2, sum(low) / 2
     return PairRecord(
@@ -47,7 +48,7 @@ def record(i: int, method: str, falsified: bool, *, verdict_rule: str = "simple"
         target_grad_norm=None, drift_high_rad=high, drift_low_rad=low,
         score_drop_high=(0.1, 0.1), score_drop_low=(0.0, 0.0), d_high_rad=d_high,
         d_low_rad=d_low, sd_high_rad=0.07, sd_low_rad=0.07, margin_rad=d_high - d_low,
-        pairwise_violation_frac=1.0 if falsified else 0.0)
+        pairwise_violation_frac=1.0 if falsified else 0.0, regions_sha256=f"{i:064x}")
 
 
 def write_run(root: Path, verdicts: Mapping[str, Sequence[bool]], *, first_pair: int = 0,

@@ -109,7 +109,8 @@ def record_of(i: int, pair: RawPair, *, method: str, order: str) -> PairRecord:
         score_drop_low=tuple(float(v) for v in drops[K:]),
         d_high_rad=summary.d_high_rad, d_low_rad=summary.d_low_rad,
         sd_high_rad=summary.sd_high_rad, sd_low_rad=summary.sd_low_rad,
-        margin_rad=summary.margin_rad, pairwise_violation_frac=summary.pairwise_violation_frac)
+        margin_rad=summary.margin_rad, pairwise_violation_frac=summary.pairwise_violation_frac,
+        regions_sha256=f"{i:064x}")
 
 
 def two_machines(n: int, *, seed: int, n_ties: int, ulps: int = 3

@@ -30,6 +30,9 @@ from tests.testing import components as c
 EXPECTED_FAILURES: dict[tuple[str, str], str] = {
     ("constant", "maps_not_constant"): "the constant control is a flat map by design (every "
                                        "pair trivial: its known answer)",
+    ("attention_rollout", "partner_dependence"): "attention rollout is target-independent by "
+                                                 "definition (Abnar & Zuidema 2020): it maps the "
+                                                 "probe's attention flow, not s(x_a, x_b)",
 }
 
 

@@ -58,9 +58,14 @@ class SimilarityRISE(faceattr.AttributionMethod):
                     < p.keep).to(batch.probes.dtype)
             masks = torch.nn.functional.interpolate(grid, size=(height, width),
                                                     mode="bilinear", align_corners=False)
+            # the pair's verification score, through faceattr's score module: the gate checks
+            # that the scalar explained at the probe is the pair's score (target identity)
+            score = faceattr.VerificationScoreModule(batch.model,
+                                                     batch.partner_embeddings[row:row + 1])
             with torch.no_grad():
                 masked = batch.probes[row:row + 1] * masks
-                scores = batch.model.embed(masked) @ batch.partner_embeddings[row]
+                scores = score(masked, batch.partner_embeddings[row:row + 1].expand(
+                    masked.shape[0], -1))
             relevance = (scores[:, None, None] * masks[:, 0]).mean(0) / masks.mean()
             maps.append(relevance.double().numpy())
         out = np.stack(maps)
