@@ -108,6 +108,12 @@ _DOCS: dict[tuple[str, str], tuple[str, str]] = {
     ("[execution]", "pairs_per_batch"): ("pairs", "pairs per batch (never changes a result)"),
     ("[execution]", "forward_chunk"): ("images", "largest forward batch (never changes a "
                                                  "result)"),
+    ("[execution]", "device"): ("", "cpu, cuda, cuda:N or mps: where forwards and attributions "
+                                    "run (part of the run identity, not of the science)"),
+    ("[falsification]", "thresholds"): ("", "calibrated (written by `faceattr calibrate`) or "
+                                            "fixed (needs thresholds_reason)"),
+    ("[falsification]", "thresholds_reason"): ("", "why the thresholds are fixed rather than "
+                                                   "calibrated"),
     ("[falsification]", "regions"): ("", "quantile: area-matched top/bottom q; threshold: "
                                          "min-max normalised thresholds"),
     ("[falsification]", "q_frac"): ("fraction of pixels", "size of S_high and S_low"),

@@ -114,7 +114,7 @@ def test_five_points_pose_and_partial_face() -> None:
     assert five.roll_deg() == pytest.approx(10.0)
     assert five.yaw_proxy() == pytest.approx(8.0 / 40.0)  # invariant to the roll
     assert not five.partial()
-    assert FivePoints.from_mtcnn(([*base, 15.0, 100.0]).tolist(), (200, 200)).partial()
+    assert FivePoints.from_mtcnn(np.add(base, [15.0, 100.0]).tolist(), (200, 200)).partial()
     dlib = FivePoints.from_dlib([[90, 50], [70, 50], [10, 50], [30, 50], [50, 80]], (100, 100))
     assert (dlib.eye_left, dlib.eye_right, dlib.nose) == ((20.0, 50.0), (80.0, 50.0),
                                                           (50.0, 80.0))
