@@ -99,7 +99,8 @@ def test_rule_reads_the_quantiles_and_resolves_them() -> None:
     assert 0 < t.epsilon < t.tau_high - t.tau_low
     upper = genuine_angle_quantiles(genuine, blind, genuine_quantile=0.8, blind_quantile=0.2,
                                     alpha=0.05)
-    assert upper.tau_high > t.tau_high and upper.tau_low < t.tau_low
+    assert upper.tau_high > t.tau_high
+    assert upper.tau_low < t.tau_low
 
 
 def test_rule_refuses_a_blind_removal_as_far_as_a_genuine_gap() -> None:
@@ -167,14 +168,18 @@ def test_writer_keeps_comments_and_replaces_its_own_block() -> None:
     values = {"tau_high": 0.5, "tau_low": 0.2, "epsilon": 0.05}
     result = {"rule": "r", "n": 3, "methods": {"a.b": {"n": 1}}}
     once = rewrite_protocol_text(DOC, "d.toml", values, result, ["note"])
-    assert "tau_high = 0.5   # why" in once and "# keep me" in once and "# head comment" in once
+    assert "tau_high = 0.5   # why" in once
+    assert "# keep me" in once
+    assert "# head comment" in once
     assert once.index(END_MARK) < once.index("# a comment of the next table")
     parsed = tomllib.loads(once)
     assert parsed["calibration"]["result"] == result
-    assert parsed["falsification"] == values and parsed["claims"] == [{"kind": "x"}]
+    assert parsed["falsification"] == values
+    assert parsed["claims"] == [{"kind": "x"}]
     twice = rewrite_protocol_text(once, "d.toml", {**values, "tau_high": 0.6},
                                   {**result, "n": 4}, ["other"])
-    assert twice.count("\n[calibration.result]") == 1 and "# note" not in twice
+    assert twice.count("\n[calibration.result]") == 1
+    assert "# note" not in twice
     assert tomllib.loads(twice)["calibration"]["result"]["n"] == 4
 
 
@@ -206,7 +211,8 @@ def test_run_refused_without_calibration(tmp_path: Path) -> None:
     assert theorem_decides(protocol)
     with pytest.raises(InputError, match=r"faceattr calibrate .*calib\.toml") as info:
         prepare_run(protocol, tmp_path / "reports")
-    assert "no [calibration] table" in str(info.value) and "\n" not in str(info.value)
+    assert "no [calibration] table" in str(info.value)
+    assert "\n" not in str(info.value)
     with pytest.raises(InputError, match=r"no \[calibration.result\]"):
         prepare_run(load_protocol(_write(tmp_path)), tmp_path / "reports")
 
@@ -229,14 +235,17 @@ def test_calibrate_writes_the_block_and_the_run_checks_it(tmp_path: Path) -> Non
     path = _write(tmp_path)
     assert main(["calibrate", str(path), "--quiet"]) == 0
     text = path.read_text(encoding="utf-8")
-    assert "# keep this comment" in text and "# the model's own scale" in text
+    assert "# keep this comment" in text
+    assert "# the model's own scale" in text
     protocol = load_protocol(path)
     result, settings = protocol.calibration.result, protocol.falsification.settings
-    assert result is not None and result.model == "synthetic_cnn"
+    assert result is not None
+    assert result.model == "synthetic_cnn"
     assert (settings.tau_high, settings.tau_low, settings.epsilon) == (
         result.tau_high, result.tau_low, result.epsilon)
     assert settings.tau_high - settings.tau_low >= settings.epsilon > 0
-    assert result.n_pairs == 24 and dict(result.methods)["random"].n == 24
+    assert result.n_pairs == 24
+    assert dict(result.methods)["random"].n == 24
     prepared = prepare_run(protocol, tmp_path / "reports")  # accepted
     with pytest.raises(InputError, match="other weights"):
         check_calibrated(protocol, "0" * 64, prepared.pairs)

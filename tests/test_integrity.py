@@ -245,15 +245,15 @@ class _Sometimes:
 
 def _run_with_faulty_method(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
                             pairs_per_batch: int, raise_on: str | None) -> list[object]:
-    from faceattr.experiments import run as run_module
+    from faceattr.experiments import context as context_module
 
-    real = run_module.build_methods
+    real = context_module.build_methods
 
     def faulty(protocol: object) -> list[object]:
         return [_Sometimes(m, raise_on) if m.method_id == "saliency" else m
                 for m in real(protocol)]  # type: ignore[arg-type]
 
-    monkeypatch.setattr(run_module, "build_methods", faulty)
+    monkeypatch.setattr(context_module, "build_methods", faulty)  # the executor's builder
     path = _protocol(tmp_path, small_protocol(n_pairs=15, pairs_per_batch=pairs_per_batch,
                                               methods=("saliency", "oracle")), f"{name}.toml")
     folder = run_protocol(load_protocol(path), tmp_path / name, progress=False)
