@@ -106,7 +106,7 @@ def test_rule_reads_the_quantiles_and_resolves_them() -> None:
 def test_rule_refuses_a_blind_removal_as_far_as_a_genuine_gap() -> None:
     rng = np.random.default_rng(1)
     same = rng.normal(0.4, 0.05, 60)
-    with pytest.raises(InputError, match="tau_high = .* < epsilon") as info:
+    with pytest.raises(InputError, match=r"tau_high = .* < epsilon") as info:
         genuine_angle_quantiles(same, same + 0.01, genuine_quantile=0.5, blind_quantile=0.5,
                                 alpha=0.05)
     assert "\n" not in str(info.value)
@@ -138,7 +138,7 @@ def test_disjoint_split_passes_and_overlap_names_the_identities() -> None:
 def test_calibrate_refuses_an_overlapping_split(tmp_path: Path) -> None:
     path = _write(tmp_path, first_identity=1000)  # the test's own identities
     before = path.read_text(encoding="utf-8")
-    with pytest.raises(InputError, match="shares .* identities with the test split"):
+    with pytest.raises(InputError, match=r"shares .* identities with the test split"):
         calibrate_file(path)
     assert path.read_text(encoding="utf-8") == before
     assert main(["calibrate", str(path), "--quiet"]) == 2
