@@ -20,13 +20,13 @@ from typing import Any
 
 from faceattr.claims import ClaimResult, evaluate_claim
 from faceattr.errors import GateFailedError
-from faceattr.experiments.folder import RunFolder, load_records, load_summary, verify_run
 from faceattr.experiments.run import gate_failure, run_protocol
-from faceattr.experiments.summary import RunSummary
 from faceattr.gate.judging import run_artefacts, write_not_evaluated, write_verdicts
 from faceattr.io import read_json
 from faceattr.protocol import load_protocol
 from faceattr.records import PairRecord
+from faceattr.runfolder.folder import RunFolder, load_records, load_summary, verify_run
+from faceattr.runfolder.summary import RunSummary
 
 __all__ = ["Run", "load_run", "run"]
 

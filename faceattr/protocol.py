@@ -93,6 +93,10 @@ class ExecutionSpec:
     pairs_per_batch: int
     forward_chunk: int
     device: str = "cpu"  # cpu | cuda | cuda:N | mps (faceattr.devices)
+    #: the network's memory format: "channels_last" (NHWC convolutions, oneDNN's native layout
+    #: on x86: faster on some networks, README "Engine forward: CPU speed-ups") moves the last
+    #: float bits, within the cross-machine tolerance; part of the run identity, like device
+    memory_format: str = "contiguous"
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +367,10 @@ def _parse_artefacts(where: str, top: TableReader, method_ids: set[str]) -> Arte
     return spec
 
 
+#: ``[execution] memory_format`` values.
+MEMORY_FORMATS = ("contiguous", "channels_last")
+
+
 def _parse_device(r: TableReader) -> str:
     from faceattr.devices import check_device_text
 
@@ -396,7 +404,9 @@ def parse_protocol(raw: Mapping[str, Any], source_path: str) -> Protocol:
     exe_r = TableReader(top.table("execution"), f"{where} [execution]")
     execution = ExecutionSpec(pairs_per_batch=exe_r.integer("pairs_per_batch", minimum=1),
                               forward_chunk=exe_r.integer("forward_chunk", minimum=1),
-                              device=_parse_device(exe_r))
+                              device=_parse_device(exe_r),
+                              memory_format=exe_r.text("memory_format", default="contiguous",
+                                                       allowed=MEMORY_FORMATS))
     exe_r.finish()
     falsification = _parse_falsification(where, top.table("falsification"),
                                          execution.forward_chunk)

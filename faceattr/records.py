@@ -14,9 +14,13 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["PairRecord", "Status", "is_error_status"]
+__all__ = ["TARGET_IDENTITY_STATUS", "PairRecord", "Status", "is_error_status"]
 
 Status = str
+TARGET_IDENTITY_STATUS = "error:target_identity"
+"""Per-pair status of a pair whose method explained another scalar than ``s(x_a, x_b)``
+(set by :mod:`faceattr.experiments.target_identity`, judged by the partner claims)."""
+
 _STATUS_RE = re.compile(r"^(valid|trivial|error:[A-Za-z_][A-Za-z0-9_]*)$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _PI = math.pi

@@ -110,6 +110,9 @@ _DOCS: dict[tuple[str, str], tuple[str, str]] = {
                                                  "result)"),
     ("[execution]", "device"): ("", "cpu, cuda, cuda:N or mps: where forwards and attributions "
                                     "run (part of the run identity, not of the science)"),
+    ("[execution]", "memory_format"): ("", "contiguous or channels_last: the tensor layout of "
+                                           "the forward (a CPU speed option; part of the run "
+                                           "identity, results equal within tolerance)"),
     ("[falsification]", "thresholds"): ("", "calibrated (written by `faceattr calibrate`) or "
                                             "fixed (needs thresholds_reason)"),
     ("[falsification]", "thresholds_reason"): ("", "why the thresholds are fixed rather than "

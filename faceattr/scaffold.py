@@ -78,9 +78,11 @@ tau_low = 0.45
 epsilon = 0.1
 test_alpha = 0.05
 
-[execution]                       # never changes a result
+[execution]                       # batch sizes never change a result
 pairs_per_batch = 8
 forward_chunk = 64
+# device = "cpu"                  # cpu | cuda | cuda:N | mps: part of the run identity
+# memory_format = "contiguous"    # or "channels_last" (faster on some CPUs; identity too)
 
 [determinism]
 n_pairs = 4

@@ -9,10 +9,10 @@ from typing import Any
 
 from faceattr.claims import ClaimResult, ClaimSpec, RunArtefacts, evaluate_claim
 from faceattr.data.pairs import Pair
-from faceattr.experiments.summary import GateResult, RunSummary, summarise_method
 from faceattr.falsification.engine import failed_record
 from faceattr.models.base import VerificationModel
 from faceattr.records import PairRecord
+from faceattr.runfolder.summary import GateResult, RunSummary, summarise_method
 
 
 def pair(i: int) -> Pair:

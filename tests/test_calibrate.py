@@ -231,6 +231,31 @@ def test_simple_verdict_without_theorem_claims_is_not_gated_by_tau(tmp_path: Pat
     prepare_run(protocol, tmp_path / "reports")
 
 
+@pytest.mark.parametrize(("strata_verdict", "outcomes", "decides"), [
+    ("theorem", '["falsified"]', True), ("theorem", '["trivial"]', False),
+    ("simple", '["falsified"]', False), ("primary", '["falsified", "trivial"]', False)])
+def test_a_stratified_theorem_verdict_needs_calibrated_thresholds(
+        tmp_path: Path, strata_verdict: str, outcomes: str, decides: bool) -> None:
+    # [strata] verdict = "theorem" reads Theorem 3.5's verdict under a simple primary verdict:
+    # its thresholds decide what the stratified analysis reports, so they must be calibrated
+    path = _write(tmp_path, verdict="simple", first_identity=None)
+    path.write_text(path.read_text(encoding="utf-8") + f"""
+[strata]
+outcomes = {outcomes}
+verdict = "{strata_verdict}"
+
+[[strata.covariates]]
+name = "is_genuine"
+""", encoding="utf-8")
+    protocol = load_protocol(path)
+    assert theorem_decides(protocol) is decides
+    if decides:
+        with pytest.raises(InputError, match=r"no \[calibration\] table"):
+            prepare_run(protocol, tmp_path / "reports")
+    else:
+        prepare_run(protocol, tmp_path / "reports")
+
+
 def test_calibrate_writes_the_block_and_the_run_checks_it(tmp_path: Path) -> None:
     path = _write(tmp_path)
     assert main(["calibrate", str(path), "--quiet"]) == 0

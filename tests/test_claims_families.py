@@ -199,7 +199,7 @@ def test_k_sufficiency_fails_when_k_is_below_the_hoeffding_bound() -> None:
 
 
 def _determinism(**changes: object) -> object:
-    from faceattr.experiments.determinism import DeterminismResult
+    from faceattr.runfolder.determinism import DeterminismResult
 
     base = DeterminismResult(n_pairs=4, n_lines_compared=36, identical_across_processes=True,
                              first_difference=None, stochastic_methods=("random",),

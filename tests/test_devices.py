@@ -205,6 +205,38 @@ def test_provenance_records_the_device_settings(tmp_path: Path) -> None:
     assert json.loads(folder.timing.read_text())["executor"] == "serial"
 
 
+# --- [execution] memory_format (README "Engine forward: CPU speed-ups") ----------------------
+
+
+def _channels_last(text: str) -> str:
+    return text.replace("[execution]\n", '[execution]\nmemory_format = "channels_last"\n')
+
+
+def test_channels_last_is_its_own_identity_and_equivalent_to_the_default(tmp_path: Path) -> None:
+    from faceattr.experiments.golden import compare_golden, golden_failures, run_snapshot, snapshot
+
+    text = small_protocol(n_pairs=12)
+    plain = load_protocol(_write(tmp_path, text, "plain"))
+    nhwc = load_protocol(_write(tmp_path, _channels_last(text), "nhwc"))
+    assert plain.content_sha256 == nhwc.content_sha256  # the science is the same
+    assert prepare_run(nhwc, tmp_path).identity.device == "cpu+channels_last"
+    assert prepare_run(nhwc, tmp_path).root.name != prepare_run(plain, tmp_path).root.name
+    base = run_snapshot(tmp_path / "plain.toml", tmp_path / "a", name="small")
+    first = run_protocol(nhwc, tmp_path / "b", progress=False)
+    second = run_protocol(load_protocol(tmp_path / "nhwc.toml"), tmp_path / "c", progress=False)
+    for name in ("records.jsonl", "summary.json"):  # the same format repeats its bytes
+        assert (first.root / name).read_bytes() == (second.root / name).read_bytes(), name
+    diffs = compare_golden(base, snapshot(first.root, name="small"))
+    assert golden_failures(diffs) == (), [str(d) for d in diffs]  # within the tolerance
+
+
+def test_an_unknown_memory_format_is_a_one_line_error(tmp_path: Path) -> None:
+    text = small_protocol().replace("[execution]\n", '[execution]\nmemory_format = "nhwc"\n')
+    with pytest.raises(ProtocolError, match=r"memory_format.*one of 'contiguous', "
+                                            r"'channels_last'"):
+        load_protocol(_write(tmp_path, text, "bad"))
+
+
 # --- on a GPU (skipped with the reason where CUDA is absent) ----------------------------------
 
 

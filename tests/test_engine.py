@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from faceattr.attribution import AttributionBatch, AttributionMethod, MethodInfo, build_method
-from faceattr.experiments.run import _method_records
+from faceattr.experiments.method_records import method_records as _method_records
 from faceattr.falsification import FalsificationSettings, PairInputs, falsify_maps
 from faceattr.models.base import embed_batched
 from faceattr.protocol import load_protocol

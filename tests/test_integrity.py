@@ -14,12 +14,12 @@ import torch
 from PIL import Image
 
 from faceattr.errors import IntegrityError, RunLockedError, UnsafeNameError
-from faceattr.experiments.folder import RunFolder, load_records
 from faceattr.experiments.identity import source_tree_sha256
 from faceattr.experiments.run import run_protocol
 from faceattr.integrity import check_safe_name, confined_path, run_lock
 from faceattr.protocol import load_protocol
 from faceattr.report import render_report
+from faceattr.runfolder.folder import RunFolder, load_records
 from tests.helpers import small_protocol, untrained_weights
 
 REPO = Path(__file__).parents[1]
@@ -178,7 +178,7 @@ def test_hand_edited_records_are_refused_by_reuse_and_report(tmp_path: Path) -> 
 
 
 def test_a_summary_that_disagrees_with_its_records_is_refused() -> None:
-    from faceattr.experiments.folder import check_summary_against_records
+    from faceattr.runfolder.folder import check_summary_against_records
     from tests.helpers import records, run
 
     rows = records("m1", n_falsified=3, n_passed=5)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from faceattr.data.pairs import Pair
+from faceattr.experiments.metric_table import main
 from faceattr.falsification import PairInputs
 from faceattr.models.base import VerificationModel, embed_batched
 from faceattr.rng import numpy_generator
@@ -21,7 +22,6 @@ from faceattr.validity.metric_validity import (
     FALSIFICATION_MEASURES,
     MetricValidityTable,
     collect_metric_values,
-    main,
     metric_validity,
 )
 from faceattr.validity.metrics import (

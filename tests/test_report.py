@@ -23,7 +23,9 @@ def _artefacts(root: Path, method: str, *, with_claims: bool = True) -> None:
     for row in rows:
         append_jsonl_line(root / "records.jsonl", row.to_json())
     write_json(root / "summary.json", summary.to_json())
-    write_json(root / "protocol.json", {"name": "t"})
+    write_json(root / "protocol.json", {"name": "t", "methods": [
+        {"id": method, "method": "grad_cam", "relevance": "signed",
+         "params": {"layer": "blocks.9"}}]})
     write_json(root / "manifest.json", {"pairs": []})
     write_json(root / "provenance.json", {"seed": 0, "packages": {"torch": "2.13.0"},
                                           "artefacts": {}})
@@ -58,6 +60,17 @@ def test_every_declared_claim_and_section_is_present(tmp_path: Path) -> None:
         assert section in html
     assert "http://" not in html
     assert "https://" not in html
+
+
+def test_trivial_map_share_per_method_with_its_layer(tmp_path: Path) -> None:
+    # the seed's headline statistic (share of uniform maps) is reported per method and layer
+    _artefacts(tmp_path, "grad_cam_mid")  # 3 falsified, 7 passed, 2 trivial
+    html = render_report(tmp_path).read_text()
+    table = html[html.index('id="trivial-maps"'):]
+    table = table[:table.index("</table>")]
+    assert "<code>blocks.9</code>" in table
+    assert "2 / 12" in table
+    assert "0.167 [0.047, 0.448]" in table  # Wilson 95% of 2/12
 
 
 def test_missing_artefact_is_one_line_error(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from faceattr.experiments.folder import load_records
 from faceattr.experiments.run import run_protocol
 from faceattr.protocol import load_protocol
+from faceattr.runfolder.folder import load_records
 from tests.helpers import small_protocol
 
 REPO = Path(__file__).parents[1]
@@ -38,7 +38,7 @@ def test_different_seed_changes_the_stochastic_fields(tmp_path: Path) -> None:
 
 
 def test_every_pair_has_a_status_and_constant_maps_are_trivial(tmp_path: Path) -> None:
-    from faceattr.experiments.folder import RunFolder
+    from faceattr.runfolder.folder import RunFolder
 
     records = load_records(RunFolder(_run(tmp_path, "a", small_protocol(n_pairs=8))))
     assert len(records) == 8 * 5
@@ -149,7 +149,7 @@ def test_shard_syntax_is_checked() -> None:
 
 
 def test_a_corrupted_record_fails_schema_validation_on_read(tmp_path: Path) -> None:
-    from faceattr.experiments.folder import RunFolder
+    from faceattr.runfolder.folder import RunFolder
 
     root = _run(tmp_path, "a", small_protocol(n_pairs=4, methods=("oracle",)))
     lines = (root / "records.jsonl").read_text().splitlines(keepends=True)

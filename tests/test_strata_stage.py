@@ -12,12 +12,12 @@ import pytest
 from faceattr.claims import ClaimSpec, evaluate_claim
 from faceattr.claims.base import RunArtefacts
 from faceattr.errors import IntegrityError
-from faceattr.experiments.folder import load_summary
 from faceattr.experiments.run import run_protocol
 from faceattr.experiments.strata_stage import STRATA_FILE, load_strata
 from faceattr.gate.judging import run_artefacts, write_verdicts
 from faceattr.integrity import recorded_artefacts, verify_artefacts
 from faceattr.protocol import Protocol, parse_protocol
+from faceattr.runfolder.folder import load_summary
 
 N_PAIRS = 40
 
@@ -143,7 +143,7 @@ def test_an_absence_claim_needs_a_margin() -> None:
 
 def test_the_report_shows_where_maps_fail(run: tuple[Protocol, Path, RunArtefacts]) -> None:
     protocol, root, artefacts = run
-    from faceattr.experiments.folder import RunFolder
+    from faceattr.runfolder.folder import RunFolder
 
     folder = RunFolder(root)
     results = {s.id: evaluate_claim(s, artefacts) for s in protocol.claims}

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import torch
 
-from faceattr.experiments.folder import load_records
 from faceattr.experiments.run import run_protocol
 from faceattr.models.facenet import random_facenet
 from faceattr.protocol import load_protocol, parse_protocol
+from faceattr.runfolder.folder import load_records
 from tests.data.test_lfw import PAIRS_TXT, fabricate_lfw
 
 STUDIES = Path(__file__).parents[1] / "validation" / "protocols" / "studies"

@@ -10,7 +10,7 @@ import pytest
 pytest_plugins = ("faceattr.gate.plugin",)
 
 PROTOCOL_DIR = Path(__file__).parent / "protocols"
-DEFAULT_PROTOCOLS = ("synthetic.toml", "validity.toml", "demo.toml")
+DEFAULT_PROTOCOLS = ("synthetic.toml", "validity.toml", "demo.toml", "real_models/gate_sface.toml")
 
 
 @pytest.hookimpl(tryfirst=True)

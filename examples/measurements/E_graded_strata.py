@@ -11,10 +11,10 @@ import torch
 
 torch.set_num_threads(1)
 from faceattr.claims import evaluate_claim
-from faceattr.experiments.folder import load_summary
 from faceattr.experiments.run import run_protocol
 from faceattr.gate.judging import run_artefacts, write_verdicts
 from faceattr.protocol import parse_protocol
+from faceattr.runfolder.folder import load_summary
 
 level = int(sys.argv[1])
 path = Path(f"validation/protocols/graded/level{level}.toml")

@@ -15,17 +15,19 @@ import torch
 torch.set_num_threads(1)
 from faceattr.attribution.registry import METHODS, build_method
 from faceattr.experiments import stages
-from faceattr.experiments.folder import RunFolder
+from faceattr.experiments.context import RunContext, build_methods
+from faceattr.experiments.run import prepare_run
 from faceattr.protocol import load_protocol
 from faceattr.randomisation.partner import load_partner_sensitivity
 from faceattr.randomisation.partner_spec import PartnerSensitivitySpec
 from faceattr.randomisation.similarity import METRICS
+from faceattr.runfolder.folder import RunFolder
 from faceattr.testing.methods import BUILTIN_CHECK_PARAMS
 
 protocol = load_protocol(Path(sys.argv[1]))
 n_pairs = int(sys.argv[2])
 which = sys.argv[3] if len(sys.argv) > 3 else "protocol"
-real_build = stages.build_methods
+real_build = build_methods
 if which == "all":
     def build_all(p):
         own = real_build(p)
@@ -33,13 +35,14 @@ if which == "all":
         extra = [build_method(n, n, dict(BUILTIN_CHECK_PARAMS.get(n, {})), "table")
                  for n in sorted(METHODS) if n not in names and n != "inverted"]
         return sorted(own + extra, key=lambda m: m.method_id)
-    stages.build_methods = build_all
+    RunContext.methods = lambda self: build_all(self.protocol)
 rows = {}
 for metric in METRICS:
     spec = PartnerSensitivitySpec(n_pairs=n_pairs, metric=metric, topk_frac=0.1)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.time()
-        stages.partner_sensitivity_stage(RunFolder(Path(tmp)), replace(protocol, partner_sensitivity=spec))
+        p = replace(protocol, partner_sensitivity=spec)
+        stages.partner_sensitivity_stage(RunContext(prepare_run(p, Path(tmp)), RunFolder(Path(tmp))))
         wall = time.time() - t
         result = load_partner_sensitivity(Path(tmp))
     for m in result.methods:

@@ -60,8 +60,12 @@ class Calibration:
 
 def theorem_decides(protocol: Protocol) -> bool:
     """Whether Theorem 3.5's thresholds decide anything the gate judges: the primary verdict,
-    or a claim that reads the Theorem 3.5 verdict (``verdict = "theorem"``)."""
+    a claim that reads the Theorem 3.5 verdict (``verdict = "theorem"``), or a stratified
+    analysis of it (``[strata] verdict = "theorem"`` with the ``falsified`` outcome)."""
     if protocol.falsification.settings.verdict == "theorem":
+        return True
+    strata = protocol.strata
+    if strata is not None and strata.verdict == "theorem" and "falsified" in strata.outcomes:
         return True
     return any(c.params_dict().get("verdict") == "theorem" for c in protocol.claims)
 
@@ -105,7 +109,7 @@ def _records(protocol: Protocol, split: CalibrationSplit, model: Any,
         pair_inputs,
         target_sanity_fixed_chunks,
     )
-    from faceattr.experiments.run import method_records
+    from faceattr.experiments.method_records import method_records
     from faceattr.falsification.engine import clean_scores
 
     extended = _with_blind(protocol)

@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from faceattr.experiments.determinism import DeterminismResult
-from faceattr.experiments.summary import MethodSummary, RunSummary
 from faceattr.randomisation.partner import PartnerSensitivityResult
 from faceattr.randomisation.stage import RandomisationResult
 from faceattr.records import PairRecord
+from faceattr.runfolder.determinism import DeterminismResult
+from faceattr.runfolder.summary import MethodSummary, RunSummary
 from faceattr.stats.strata import StrataResult
 from faceattr.validity.artefacts import ArtefactResult
 from faceattr.validity.metric_artefact import MetricValuesResult

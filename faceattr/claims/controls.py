@@ -13,7 +13,7 @@ from typing import Literal
 
 from faceattr.claims.base import ClaimResult, RunArtefacts, compare
 from faceattr.config import TableReader
-from faceattr.experiments.summary import MethodSummary
+from faceattr.runfolder.summary import MethodSummary
 from faceattr.stats.proportions import ProportionInterval
 
 __all__ = ["AllTrivialParams", "FrBoundParams", "FrChanceParams", "check_all_trivial",

@@ -23,8 +23,8 @@ import numpy as np
 
 from faceattr.claims.base import ClaimResult, RunArtefacts
 from faceattr.config import ProtocolError, TableReader
-from faceattr.experiments.target_identity import TARGET_IDENTITY_STATUS
 from faceattr.randomisation.partner import PartnerSensitivityResult
+from faceattr.records import TARGET_IDENTITY_STATUS
 from faceattr.stats.means import mean_interval
 from faceattr.stats.proportions import proportion_interval
 

@@ -41,11 +41,11 @@ from faceattr.compare.result import (
     difference_shown,
 )
 from faceattr.errors import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_INPUT, EXIT_OK, InputError
-from faceattr.experiments.folder import RunFolder, load_records, load_summary
-from faceattr.experiments.summary import RunSummary
 from faceattr.integrity import verify_artefacts
 from faceattr.io import dumps_strict, read_json
 from faceattr.records import PairRecord
+from faceattr.runfolder.folder import RunFolder, load_records, load_summary
+from faceattr.runfolder.summary import RunSummary
 from faceattr.stats import (
     mean_interval,
     paired_mcnemar,

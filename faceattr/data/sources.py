@@ -109,12 +109,16 @@ def _build_demo(p: Mapping[str, Any], seed: int) -> PairSource:
 
 
 def _real_photos(r: TableReader) -> dict[str, Any]:
-    # faceattr.data.real_photos: 10 credited photos of 6 identities, pinned MTCNN landmarks
+    # faceattr.data.real_photos: 10 credited photos of 5 identities, pinned MTCNN landmarks
+    from faceattr.data.real_photos import REAL_IDENTITIES
+
     return {"alignment": r.text("alignment", default="arcface_112",
                                 allowed=["arcface_112", "dlib_chip"]),
             "size_px": r.integer("size_px", default=112, minimum=8, maximum=1024),
             "pair_set": r.text("pair_set", default="all", allowed=["all", "balanced"]),
-            "occluded": r.boolean("occluded", default=False)}
+            "occluded": r.boolean("occluded", default=False),
+            "identities": r.texts("identities", default=[],
+                                  allowed=REAL_IDENTITIES)}
 
 
 def _build_real_photos(p: Mapping[str, Any], seed: int) -> PairSource:
@@ -123,7 +127,7 @@ def _build_real_photos(p: Mapping[str, Any], seed: int) -> PairSource:
     del seed
     return RealPhotoPairSource(root=fetch_real_photos(), alignment=p["alignment"],
                                size=p["size_px"], pair_set=p["pair_set"],
-                               occluded=p["occluded"])
+                               occluded=p["occluded"], identities=tuple(p["identities"]))
 
 
 def _read_pairs_csv(r: TableReader, base_dir: Path) -> dict[str, Any]:

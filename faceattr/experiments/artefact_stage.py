@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,9 +17,11 @@ from faceattr.falsification import FalsificationSettings, Regions, falsify_maps
 from faceattr.falsification.counterfactuals import FillStrategy
 from faceattr.falsification.regions import TrivialMap
 from faceattr.io import read_json, write_json
-from faceattr.protocol import Protocol
 from faceattr.rng import numpy_generator
 from faceattr.validity.artefacts import ArtefactCell, ArtefactResult, artefact_cell, shape_shifted
+
+if TYPE_CHECKING:
+    from faceattr.experiments.context import RunContext
 
 __all__ = ["ARTEFACTS_FILE", "load_artefacts", "run_artefact_stage", "spread_rows"]
 
@@ -46,32 +49,24 @@ def fill_strategy(fill: str) -> FillStrategy:
     return fill
 
 
-def run_artefact_stage(run_root: Path, protocol: Protocol) -> None:
-    """Run the declared artefact controls once (skipped when ``artefacts.json`` exists)."""
+def run_artefact_stage(ctx: RunContext) -> None:
+    """Run the declared artefact controls (``[artefacts]``) on the run's shared inputs."""
     from faceattr.experiments.context import (
         attribute_in_fixed_chunks,
-        attribution_batch,
-        build_methods,
-        build_model,
-        build_source,
         falsification_settings,
-        load_pair_inputs,
         ranked_maps,
     )
 
+    protocol, model = ctx.protocol, ctx.model
     spec = protocol.artefacts
-    if spec is None or (run_root / ARTEFACTS_FILE).exists():
-        return
-    source = build_source(protocol)
-    every = source.pairs()
+    assert spec is not None  # the pipeline runs a stage only when it is declared
+    every = ctx.pairs
     pairs = [every[i] for i in spread_rows(len(every), spec.n_pairs)]
-    model = build_model(protocol)
-    inputs = load_pair_inputs(source, pairs, model, protocol.execution.forward_chunk)
-    batch = attribution_batch(model, inputs, protocol.seed)
+    inputs, batch = ctx.batch(pairs)
     settings = falsification_settings(protocol)
     shape_hw = (inputs.probes.shape[-2], inputs.probes.shape[-1])
     cells: list[ArtefactCell] = []
-    for method in build_methods(protocol):
+    for method in ctx.methods():
         if method.method_id not in spec.methods:
             continue
         maps: NDArray[np.float64] = ranked_maps(protocol, method.method_id,
@@ -94,7 +89,7 @@ def run_artefact_stage(run_root: Path, protocol: Protocol) -> None:
                                        interval_method=protocol.interval_method))
     result = ArtefactResult(n_pairs=len(pairs), max_overlap_frac=spec.max_overlap_frac,
                             cells=tuple(cells))
-    write_json(run_root / ARTEFACTS_FILE, result.to_json())
+    write_json(ctx.folder.root / ARTEFACTS_FILE, result.to_json())
 
 
 def load_artefacts(run_root: Path) -> ArtefactResult | None:

@@ -8,6 +8,7 @@ stage, so the stages never import each other.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,17 @@ from faceattr.attribution.base import AttributionDetails
 from faceattr.attribution.target import TargetSanity, target_sanity
 from faceattr.data.pairs import LoadedImage, Pair, PairSource
 from faceattr.data.sources import build_source as build_pair_source
+from faceattr.experiments.identity import RunIdentity
 from faceattr.falsification import FalsificationSettings, PairInputs
 from faceattr.models.base import VerificationModel, embed_batched
 from faceattr.models.loading import load_model
 from faceattr.protocol import Protocol
+from faceattr.runfolder.folder import RunFolder
 
 __all__ = [
     "ATTRIBUTION_CHUNK",
+    "PreparedRun",
+    "RunContext",
     "attribute_in_fixed_chunks",
     "attribution_batch",
     "build_methods",
@@ -55,7 +60,8 @@ def build_source(protocol: Protocol) -> PairSource:
 
 def build_model(protocol: Protocol) -> VerificationModel:
     """The protocol's verification model (registered, imported, or from a model file), its
-    network on the protocol's ``[execution] device`` (checked to exist: one-line error)."""
+    network on the protocol's ``[execution] device`` (checked to exist: one-line error) and in
+    its ``memory_format``."""
     from faceattr.devices import resolve_device
 
     device = resolve_device(protocol.execution.device)
@@ -68,6 +74,8 @@ def build_model(protocol: Protocol) -> VerificationModel:
         model = load_model(protocol.model.name, weights_path=weights)
     if device.type != "cpu":
         model.network.to(device)
+    if protocol.execution.memory_format == "channels_last":
+        model.network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return model
 
 
@@ -206,3 +214,83 @@ def target_sanity_fixed_chunks(model: VerificationModel, inputs: PairInputs,
         out += target_sanity(model, probes[rows], partners[rows],
                              grad_norm_min=grad_norm_min)[:n_real]
     return out
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A protocol resolved against the data, weights and code at hand: its identity and
+    folder, and what was loaded to compute them (reused by the run)."""
+
+    protocol: Protocol
+    source: PairSource
+    pairs: Sequence[Pair]
+    mine: Sequence[Pair]
+    images: dict[str, LoadedImage]
+    manifest: dict[str, object]
+    model: VerificationModel
+    identity: RunIdentity
+    root: Path
+
+
+@dataclass
+class RunContext:
+    """What every stage of a run shares, loaded once: the prepared run (protocol, pair source,
+    pairs, images, model, identity), its folder, the thread count, and the clean embeddings of
+    every image (computed on first use, in the fixed chunks of the records stage, so a stage
+    sees exactly the clean scores its records were made from).
+
+    Stages read from it and write only their own artefact (:mod:`faceattr.experiments.pipeline`).
+    Methods are built afresh for each stage (:meth:`methods`): a method may keep per-run state
+    such as hooks, and no stage may see another's.
+    """
+
+    prepared: PreparedRun
+    folder: RunFolder
+    threads: int = 1
+    _embeddings: dict[str, NDArray[np.float32]] | None = field(default=None, repr=False)
+
+    @property
+    def protocol(self) -> Protocol:
+        """The validated protocol."""
+        return self.prepared.protocol
+
+    @property
+    def model(self) -> VerificationModel:
+        """The verification model, on the protocol's device."""
+        return self.prepared.model
+
+    @property
+    def source(self) -> PairSource:
+        """The pair source."""
+        return self.prepared.source
+
+    @property
+    def pairs(self) -> Sequence[Pair]:
+        """The pairs this process runs (all of them, or one shard's)."""
+        return self.prepared.mine
+
+    @property
+    def images(self) -> dict[str, LoadedImage]:
+        """Every image of :attr:`pairs`, loaded once."""
+        return self.prepared.images
+
+    @property
+    def embeddings(self) -> dict[str, NDArray[np.float32]]:
+        """Clean embeddings of every image (sorted ids, ``forward_chunk`` rows per forward)."""
+        if self._embeddings is None:
+            self._embeddings = embed_images(self.model, self.images,
+                                            self.protocol.execution.forward_chunk)
+        return self._embeddings
+
+    def methods(self) -> list[AttributionMethod]:
+        """The protocol's methods, freshly built, in canonical (id) order."""
+        return build_methods(self.protocol)
+
+    def inputs(self, pairs: Sequence[Pair]) -> PairInputs:
+        """The engine's view of ``pairs`` (which must be pairs of this run)."""
+        return pair_inputs(pairs, self.images, self.embeddings)
+
+    def batch(self, pairs: Sequence[Pair]) -> tuple[PairInputs, AttributionBatch]:
+        """The engine's and the attribution methods' views of ``pairs``."""
+        inputs = self.inputs(pairs)
+        return inputs, attribution_batch(self.model, inputs, self.protocol.seed)

@@ -12,38 +12,13 @@ import json
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from faceattr.io import read_json, write_json
+from faceattr.io import write_json
+from faceattr.runfolder.determinism import DeterminismResult, load_determinism
 
 __all__ = ["DeterminismResult", "load_determinism", "run_determinism_stage"]
-
-
-@dataclass(frozen=True, slots=True)
-class DeterminismResult:
-    """What the re-runs showed."""
-
-    n_pairs: int
-    n_lines_compared: int
-    identical_across_processes: bool
-    first_difference: str | None
-    stochastic_methods: tuple[str, ...]
-    seed_changes_stochastic: bool
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        row = asdict(self)
-        row["stochastic_methods"] = list(self.stochastic_methods)
-        return row
-
-    @classmethod
-    def from_json(cls, row: dict[str, Any]) -> DeterminismResult:
-        """Rebuild (exact keys)."""
-        values = dict(row)
-        values["stochastic_methods"] = tuple(row["stochastic_methods"])
-        return cls(**values)
 
 
 def _worker(raw: dict[str, Any], out: Path, n_pairs: int, threads: int, where: str) -> Path:
@@ -94,9 +69,3 @@ def run_determinism_stage(run_root: Path, raw: dict[str, Any], *, n_pairs: int,
         seed_changes_stochastic=bool(stochastic_methods)
         and stochastic(expected) != stochastic(b))
     write_json(run_root / "determinism.json", result.to_json())
-
-
-def load_determinism(run_root: Path) -> DeterminismResult | None:
-    """The stage's outcome, or None when the protocol declared no determinism stage."""
-    path = run_root / "determinism.json"
-    return DeterminismResult.from_json(read_json(path)) if path.exists() else None

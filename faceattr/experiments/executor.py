@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from faceattr.attribution import AttributionMethod
     from faceattr.attribution.target import TargetSanity
     from faceattr.data.pairs import LoadedImage, PairSource
-    from faceattr.experiments.run import PreparedRun
+    from faceattr.experiments.context import PreparedRun
     from faceattr.falsification import PairInputs
     from faceattr.models.base import VerificationModel
     from faceattr.protocol import Protocol
@@ -169,7 +169,7 @@ def _batch_records(protocol: Protocol, model: VerificationModel, batch: _BatchIn
                    methods: Sequence[AttributionMethod]) -> list[list[PairRecord]]:
     """Every method's records on one batch."""
     from faceattr.experiments.context import falsification_settings
-    from faceattr.experiments.run import method_records
+    from faceattr.experiments.method_records import method_records
 
     settings = falsification_settings(protocol)
     out = [method_records(m, model, batch.inputs, protocol, settings, batch.sanity)

@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import rankdata
 
-from faceattr.experiments.summary import GateResult
+from faceattr.runfolder.summary import GateResult
 
 __all__ = ["model_gate", "roc_auc", "tar_at_far"]
 

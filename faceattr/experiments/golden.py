@@ -99,7 +99,7 @@ def snapshot(run_root: Path, *, name: str) -> dict[str, Any]:
     Each row carries its ``float_tolerance`` (:func:`faceattr.stats.tolerance.record_tolerance`
     with the run's Theorem 3.5 settings), derived from the record's K drifts.
     """
-    from faceattr.experiments.folder import RunFolder, load_records, load_summary
+    from faceattr.runfolder.folder import RunFolder, load_records, load_summary
 
     folder = RunFolder(run_root)
     records = load_records(folder)

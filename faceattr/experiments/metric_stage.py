@@ -12,19 +12,21 @@ carries its map's digest, which the judging side checks against the run record's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceattr.data.pairs import Pair
 from faceattr.experiments.artefact_stage import spread_rows
 from faceattr.falsification.mapstats import map_stats
 from faceattr.protocol import Protocol
 from faceattr.validity.metric_artefact import (
-    METRIC_VALUES_FILE,
     MetricValueRow,
     MetricValuesResult,
     write_metric_values,
 )
 from faceattr.validity.metrics import PairMetrics, metric_values
+
+if TYPE_CHECKING:
+    from faceattr.experiments.context import RunContext
 
 __all__ = ["family_methods", "run_metric_stage"]
 
@@ -52,38 +54,30 @@ def _error_row(pair: Pair, method_id: str, metrics: Sequence[str]) -> MetricValu
                           values=tuple((m, None) for m in metrics))
 
 
-def run_metric_stage(run_root: Path, protocol: Protocol) -> None:
-    """Compute the declared metrics once (skipped when ``metric_values.json`` exists or the
-    protocol declares no ``[metric_validity]`` or no ``truth_tracking`` family).
+def run_metric_stage(ctx: RunContext) -> None:
+    """Compute the declared metrics (``[metric_validity]``; nothing when no ``truth_tracking``
+    family is declared) on the run's shared inputs.
 
     The maps come from the run's own attribution path (fixed chunks; a failing pair is
     retried alone and, if it fails again, gets an ``error`` row without values, as its record
     is ``error:<type>``)."""
-    from faceattr.experiments.context import (
-        attribution_batch,
-        build_methods,
-        build_model,
-        build_source,
-        load_pair_inputs,
-        ranked_maps,
-    )
-    from faceattr.experiments.run import attribute_pairs
+    from faceattr.experiments.context import ranked_maps
+    from faceattr.experiments.method_records import attribute_pairs
     from faceattr.validity.metrics import evaluate_maps
 
+    protocol, model = ctx.protocol, ctx.model
     spec = protocol.metric_validity
     methods = family_methods(protocol)
-    if spec is None or not methods or (run_root / METRIC_VALUES_FILE).exists():
+    assert spec is not None  # the pipeline runs a stage only when it is declared
+    if not methods:
         return
-    source = build_source(protocol)
-    every = source.pairs()
+    every = ctx.pairs
     pairs = sorted((every[i] for i in spread_rows(len(every), spec.n_pairs)),
                    key=lambda p: p.pair_id)
-    model = build_model(protocol)
-    inputs = load_pair_inputs(source, pairs, model, protocol.execution.forward_chunk)
-    batch = attribution_batch(model, inputs, protocol.seed)
+    inputs, batch = ctx.batch(pairs)
     settings = spec.settings(protocol.execution.forward_chunk)
     rows: list[MetricValueRow] = []
-    for method in build_methods(protocol):
+    for method in ctx.methods():
         if method.method_id not in methods:
             continue
         attributed = attribute_pairs(method, batch)
@@ -95,6 +89,6 @@ def run_metric_stage(run_root: Path, protocol: Protocol) -> None:
                  _row(r, map_stats(maps[i]).sha256, spec.metrics)
                  for i, r in enumerate(results)]
     rows.sort(key=lambda r: (methods.index(r.method), r.pair_id))
-    write_metric_values(run_root, MetricValuesResult(
+    write_metric_values(ctx.folder.root, MetricValuesResult(
         n_pairs=len(pairs), pair_ids=tuple(p.pair_id for p in pairs), methods=methods,
         metrics=spec.metrics, settings=settings.to_json(), rows=tuple(rows)))

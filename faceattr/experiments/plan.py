@@ -26,7 +26,6 @@ from faceattr.experiments.context import (
     load_pair_inputs,
     ranked_maps,
 )
-from faceattr.experiments.schema import validate_artefact
 from faceattr.falsification import FalsificationSettings, PairInputs, falsify_maps
 from faceattr.falsification.regions import TrivialMap
 from faceattr.io import dumps_strict
@@ -34,6 +33,7 @@ from faceattr.models.base import VerificationModel
 from faceattr.protocol import Protocol
 from faceattr.records import PairRecord
 from faceattr.rng import numpy_generator
+from faceattr.runfolder.schema import validate_artefact
 
 __all__ = ["MethodPlan", "RunPlan", "plan_run"]
 

@@ -21,18 +21,14 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from faceattr.attribution import AttributionBatch, AttributionMethod
-from faceattr.attribution.base import AttributionDetails
-from faceattr.attribution.explained import observe_explained
-from faceattr.attribution.target import TARGET_ERROR_STATUS, TargetSanity
 from faceattr.calibration.calibrate import check_calibrated
-from faceattr.data.pairs import LoadedImage, Pair, PairSource, build_manifest, image_hashes
+from faceattr.data.pairs import LoadedImage, Pair, build_manifest, image_hashes
 from faceattr.data.pairs import manifest_sha256 as _manifest_sha256
 from faceattr.devices import (
     device_session,
@@ -42,30 +38,13 @@ from faceattr.devices import (
 )
 from faceattr.errors import GateFailedError, InputError, IntegrityError
 from faceattr.experiments.context import (
-    ATTRIBUTION_CHUNK,
-    attribute_in_fixed_chunks,
-    attribution_batch,
-    build_methods,
+    PreparedRun,
+    RunContext,
     build_model,
     build_source,
-    embed_images,
-    falsification_settings,
-    fixed_chunks,
     load_images,
-    ranked_maps,
-    real_rows,
-    take_rows,
 )
 from faceattr.experiments.executor import Executor, SerialExecutor
-from faceattr.experiments.folder import (
-    RunFolder,
-    load_records,
-    load_summary,
-    prepare_folder,
-    record_line,
-    verify_run,
-    write_summary,
-)
 from faceattr.experiments.gate import model_gate
 from faceattr.experiments.identity import (
     IDENTITY_FILE,
@@ -75,11 +54,10 @@ from faceattr.experiments.identity import (
     previous_runs,
     read_identity,
 )
+from faceattr.experiments.pipeline import run_pipeline
 from faceattr.experiments.provenance import provenance
-from faceattr.experiments.summary import GateResult, RunSummary, summarise_method
-from faceattr.experiments.target_identity import apply_target_identity, identity_checks
-from faceattr.falsification import FalsificationSettings, PairInputs, falsify_maps
-from faceattr.falsification.engine import clean_scores, failed_record
+from faceattr.falsification import PairInputs
+from faceattr.falsification.engine import clean_scores
 from faceattr.integrity import (
     LOCK_FILE,
     PROVENANCE_FILE,
@@ -96,25 +74,29 @@ from faceattr.io import atomic_write_text, read_json, write_json
 from faceattr.models.base import VerificationModel
 from faceattr.protocol import Protocol
 from faceattr.records import PairRecord
+from faceattr.runfolder.folder import (
+    RunFolder,
+    load_records,
+    load_summary,
+    prepare_folder,
+    record_line,
+    verify_run,
+)
+from faceattr.runfolder.summary import GateResult
 
 __all__ = [
-    "ATTRIBUTION_CHUNK",
     "GATE_FILE",
     "GateFailedError",
-    "PreparedRun",
     "RunFolder",
     "Shard",
-    "attribute_in_fixed_chunks",
-    "build_source",
     "clear_folder",
-    "falsification_settings",
-    "finalize_run",
     "gate_failure",
     "load_records",
     "load_summary",
     "prepare_run",
     "resolve_run_folder",
     "run_protocol",
+    "start_folder",
 ]
 
 GATE_FILE = "gate.json"
@@ -146,22 +128,6 @@ class Shard:
     def folder(self, run_root: Path) -> RunFolder:
         """The shard's folder inside the run folder."""
         return RunFolder(run_root / "shards" / f"{self.index}-of-{self.count}")
-
-
-@dataclass(frozen=True)
-class PreparedRun:
-    """A protocol resolved against the data, weights and code at hand: its identity and
-    folder, and what was loaded to compute them (reused by the run)."""
-
-    protocol: Protocol
-    source: PairSource
-    pairs: Sequence[Pair]
-    mine: Sequence[Pair]
-    images: dict[str, LoadedImage]
-    manifest: dict[str, object]
-    model: VerificationModel
-    identity: RunIdentity
-    root: Path
 
 
 def _check_names(protocol: Protocol, pairs: Sequence[Pair]) -> None:
@@ -202,8 +168,7 @@ def prepare_run(protocol: Protocol, reports_dir: Path, *, shard: Shard | None = 
     identity = RunIdentity.current(protocol_sha256=protocol.content_sha256,
                                    weights_sha256=model.weights_sha256,
                                    manifest_sha256=_manifest_sha256(manifest),
-                                   device=identity_device(resolve_device(
-                                       protocol.execution.device)))
+                                   device=run_device(protocol))
     name = identity.folder_name(protocol.name)
     if limit_pairs is not None:
         name += f"-first{limit_pairs}"
@@ -212,154 +177,20 @@ def prepare_run(protocol: Protocol, reports_dir: Path, *, shard: Shard | None = 
                        root=confined_path(reports_dir, name))
 
 
+def run_device(protocol: Protocol) -> str:
+    """The identity's device: the kind and model of the device, and the memory format when it
+    is not the default (``"cpu+channels_last"``): both move the last float bits."""
+    device = identity_device(resolve_device(protocol.execution.device))
+    fmt = protocol.execution.memory_format
+    return device if fmt == "contiguous" else f"{device}+{fmt}"
+
+
 def resolve_run_folder(protocol: Protocol, reports_dir: Path) -> RunFolder:
     """The folder a run of ``protocol`` has with the code, weights and data at hand."""
     return RunFolder(prepare_run(protocol, reports_dir).root)
 
 
 # --- attribution and records ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Attributed:
-    details: AttributionDetails
-    failures: dict[int, tuple[str, str]]  # row -> (status, reason)
-
-
-def _attribute_rows(method: AttributionMethod, batch: AttributionBatch, rows: list[int],
-                    n_real: int) -> AttributionDetails:
-    return real_rows(method.attribute_with_details(take_rows(batch, rows)), n_real)
-
-
-def _error(exc: BaseException) -> tuple[str, str]:
-    status = f"error:{type(exc).__name__}"
-    return status, (str(exc).splitlines() or [status])[0] or status
-
-
-def attribute_pairs(method: AttributionMethod, batch: AttributionBatch) -> _Attributed:
-    """Attribute in fixed chunks; a failing chunk is retried pair by pair, so an exception or a
-    non-finite map marks only the pairs it affects (``error:<type>``, ``error:NonFiniteMap``)
-    and never depends on how the run grouped its pairs."""
-    n, shape = batch.probes.shape[0], tuple(batch.probes.shape[-2:])
-    maps = np.zeros((n, *shape), dtype=np.float64)
-    deltas: NDArray[np.float64] | None = None
-    failures: dict[int, tuple[str, str]] = {}
-    facts: AttributionDetails | None = None
-    for rows, n_real in fixed_chunks(n):
-        parts: list[tuple[int, AttributionDetails]] = []
-        try:
-            parts.append((rows[0], _attribute_rows(method, batch, rows, n_real)))
-        except Exception:  # noqa: BLE001 — retried per pair below; failures become records
-            for row in rows[:n_real]:
-                try:
-                    parts.append((row, _attribute_rows(method, batch,
-                                                       [row] * ATTRIBUTION_CHUNK, 1)))
-                except Exception as exc:  # noqa: BLE001 — recorded per pair as error:<type>
-                    failures[row] = _error(exc)
-        for start, part in parts:
-            maps[start:start + part.maps.shape[0]] = part.maps
-            if part.convergence_delta is not None:
-                if deltas is None:
-                    deltas = np.zeros(n, dtype=np.float64)
-                deltas[start:start + part.maps.shape[0]] = part.convergence_delta
-            facts = part
-    for row in range(n):
-        if row not in failures and not np.isfinite(maps[row]).all():
-            bad = int((~np.isfinite(maps[row])).sum())
-            failures[row] = ("error:NonFiniteMap",
-                             f"{method.method_id} returned a map with {bad} non-finite values")
-        elif row not in failures and deltas is not None and not np.isfinite(deltas[row]):
-            failures[row] = ("error:NonFiniteMap",
-                             f"{method.method_id} returned a non-finite completeness residual")
-    for row in failures:
-        maps[row] = 0.0  # a constant map: the engine spends no forwards on it
-        if deltas is not None:
-            deltas[row] = 0.0
-    return _Attributed(
-        details=AttributionDetails(
-            maps=maps, convergence_delta=deltas,
-            layer=None if facts is None else facts.layer,
-            native_resolution=None if facts is None else facts.native_resolution,
-            upsampling=None if facts is None else facts.upsampling),
-        failures=failures)
-
-
-def _with_details(pairs: Sequence[Pair], records: list[PairRecord], details: AttributionDetails,
-                  sanity: Sequence[TargetSanity] | None, verdict_rule: str) -> list[PairRecord]:
-    """Add completeness and target-sanity facts; a pair whose target fails its sanity check
-    becomes ``error:target`` (its map explains nothing)."""
-    out: list[PairRecord] = []
-    for i, record in enumerate(records):
-        if record.status.startswith("error:"):
-            out.append(record)
-            continue
-        delta = None if details.convergence_delta is None else float(details.convergence_delta[i])
-        grad_norm = None if sanity is None else sanity[i].grad_norm
-        record = replace(record, attribution_sum=float(details.maps[i].sum()),
-                         convergence_delta=delta, target_grad_norm=grad_norm)
-        if sanity is not None and not sanity[i].passed:
-            failed = failed_record(
-                pairs[i], record.model, record.method,
-                TARGET_ERROR_STATUS, sanity[i].reason or "target sanity failed",
-                record.score_clean, verdict_rule)
-            record = replace(failed, target_grad_norm=grad_norm)
-        out.append(record)
-    return out
-
-
-def _falsify(model: VerificationModel, inputs: PairInputs, maps: NDArray[np.float64], *,
-             method_id: str, seed: int, settings: FalsificationSettings) -> list[PairRecord]:
-    """The engine on the batch; if it raises, pair by pair (a failing pair is an error)."""
-    try:
-        return falsify_maps(model, inputs, maps, method_id=method_id, seed=seed,
-                            settings=settings)
-    except Exception:  # noqa: BLE001 — retried per pair; failures become records
-        scores = clean_scores(inputs)
-        out = []
-        for i, pair in enumerate(inputs.pairs):
-            one = inputs.subset([i])
-            try:
-                out += falsify_maps(model, one, maps[i:i + 1], method_id=method_id, seed=seed,
-                                    settings=settings)
-            except Exception as exc:  # noqa: BLE001 — recorded per pair as error:<type>
-                status, reason = _error(exc)
-                out.append(failed_record(pair, model.name, method_id, status, reason,
-                                         float(scores[i]), settings.verdict))
-        return out
-
-
-def _method_records(method: AttributionMethod, model: VerificationModel, inputs: PairInputs,
-                    protocol: Protocol, settings: FalsificationSettings,
-                    sanity: Sequence[TargetSanity]) -> list[PairRecord]:
-    batch = attribution_batch(model, inputs, protocol.seed)
-    with observe_explained(batch.probes, batch.partner_embeddings) as observed:
-        attributed = attribute_pairs(method, batch)
-    if len(attributed.failures) == len(inputs.pairs):  # nothing to test
-        scores = clean_scores(inputs)
-        return [failed_record(p, model.name, method.method_id, *attributed.failures[i],
-                              float(scores[i]), settings.verdict)
-                for i, p in enumerate(inputs.pairs)]
-    ranked = ranked_maps(protocol, method.method_id, attributed.details.maps)
-    records = _falsify(model, inputs, ranked, method_id=method.method_id, seed=protocol.seed,
-                       settings=settings)
-    checked = None if method.info.is_control else sanity
-    records = _with_details(inputs.pairs, records, attributed.details, checked,
-                            settings.verdict)
-    if method.info.explains_score and not method.info.is_control:  # else no scalar explained
-        records = apply_target_identity(inputs.pairs, records, identity_checks(
-            method.method_id, observed, inputs), settings.verdict)
-    for row, (status, reason) in sorted(attributed.failures.items()):
-        records[row] = failed_record(inputs.pairs[row], model.name, method.method_id, status,
-                                     reason, records[row].score_clean, settings.verdict)
-    return records
-
-
-def method_records(method: AttributionMethod, model: VerificationModel, inputs: PairInputs,
-                   protocol: Protocol, settings: FalsificationSettings,
-                   sanity: Sequence[TargetSanity]) -> list[PairRecord]:
-    """One method's records on a batch of pairs, exactly as the records stage makes them
-    (reused by ``faceattr calibrate`` on the calibration split)."""
-    return _method_records(method, model, inputs, protocol, settings, sanity)
 
 
 class _RecordsLog:
@@ -392,7 +223,7 @@ class _RecordsLog:
 def _process(folder: RunFolder, prepared: PreparedRun,
              embeddings: dict[str, NDArray[np.float32]], progress: bool,
              executor: Executor | None = None) -> int:
-    methods = build_methods(prepared.protocol)
+    methods = RunContext(prepared, folder).methods()
     log = _RecordsLog(folder)
     n_done = log.n_lines // len(methods)
     if n_done * len(methods) != log.n_lines:
@@ -486,51 +317,6 @@ def _check_resumable(folder: RunFolder, prepared: PreparedRun) -> None:
                              "(edited after the run); re-run with --force-rerun")
 
 
-def finalize_run(folder: RunFolder, protocol: Protocol, records: Sequence[PairRecord]) -> None:
-    """Write the summary of a complete run, from its records only, and record it."""
-    by_pair: dict[str, PairRecord] = {}
-    for record in records:
-        by_pair.setdefault(record.pair_id, record)
-    scores = np.array([by_pair[p].score_clean for p in sorted(by_pair)], dtype=np.float64)
-    labels = np.array([by_pair[p].is_genuine for p in sorted(by_pair)])
-    gate = model_gate(protocol.model.name, scores, labels, min_auc=protocol.model.min_auc)
-    method_ids = sorted({r.method for r in records})
-    identity = read_identity(folder.root)
-    summary = RunSummary(
-        run_name=folder.root.name, protocol_sha256=protocol.content_sha256,
-        manifest_sha256=str(identity["manifest_sha256"]), seed=protocol.seed,
-        n_pairs=len(by_pair), gate=gate,
-        methods={m: summarise_method([r for r in records if r.method == m],
-                                     alpha=protocol.alpha,
-                                     interval_method=protocol.interval_method)
-                 for m in method_ids})
-    write_summary(folder, summary)
-    record_new_files(folder.root)
-
-
-def run_stages(folder: RunFolder, protocol: Protocol, threads: int) -> None:
-    """The optional stages after the records, each recorded in the ledger as it finishes."""
-    from faceattr.experiments.stages import (
-        artefact_stage,
-        comparison_stage,
-        determinism_stage,
-        metric_validity_stage,
-        partner_sensitivity_stage,
-        randomisation_stage,
-        strata_stage,
-    )
-
-    for stage in (randomisation_stage, artefact_stage, metric_validity_stage,
-                  partner_sensitivity_stage, strata_stage):
-        stage(folder, protocol)
-        record_new_files(folder.root)
-    determinism_stage(folder, protocol, threads)
-    record_new_files(folder.root)
-    finalize_run(folder, protocol, load_records(folder))
-    comparison_stage(folder, protocol)
-    record_new_files(folder.root)
-
-
 def run_protocol(protocol: Protocol, reports_dir: Path, *, threads: int = 1,
                  progress: bool = True, shard: Shard | None = None,
                  limit_pairs: int | None = None, force_rerun: bool = False,
@@ -584,7 +370,7 @@ def _run_records(folder: RunFolder, prepared: PreparedRun, *, threads: int, prog
                  executor: Executor | None = None) -> RunFolder:
     protocol = prepared.protocol
     started = time.time()
-    embeddings = embed_images(prepared.model, prepared.images, protocol.execution.forward_chunk)
+    embeddings = RunContext(prepared, folder, threads).embeddings
     if limit_pairs is None:  # a partial re-run (determinism stage) reuses the full run's gate
         gate = _gate(prepared.model, prepared.mine, embeddings, protocol.model.min_auc)
         if not gate.passed:
@@ -601,7 +387,7 @@ def _run_records(folder: RunFolder, prepared: PreparedRun, *, threads: int, prog
                                        "weights_sha256": prepared.model.weights_sha256})
     elif limit_pairs is None:
         record_artefacts(folder.root, "timing.json")
-        run_stages(folder, protocol, threads)
+        run_pipeline(RunContext(prepared, folder, threads, embeddings))
     record_new_files(folder.root)
     return folder
 

@@ -5,19 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from faceattr.errors import InputError
-from faceattr.experiments.folder import RunFolder, load_records, verify_run, write_records
-from faceattr.experiments.run import (
-    PreparedRun,
-    Shard,
-    clear_folder,
-    prepare_run,
-    run_stages,
-    start_folder,
-)
+from faceattr.experiments.context import PreparedRun, RunContext
+from faceattr.experiments.pipeline import run_pipeline
+from faceattr.experiments.run import Shard, clear_folder, prepare_run, start_folder
 from faceattr.integrity import record_artefacts, run_lock
 from faceattr.io import read_json, write_json
 from faceattr.protocol import Protocol
 from faceattr.records import PairRecord
+from faceattr.runfolder.folder import RunFolder, load_records, verify_run, write_records
 
 __all__ = ["merge_shards"]
 
@@ -63,5 +58,5 @@ def merge_shards(protocol: Protocol, reports_dir: Path, *, count: int,
         wall_s = sum(float(read_json(s.timing)["wall_s"]) for s in shards)
         write_json(folder.timing, {"wall_s": wall_s, "merged_shards": count})
         record_artefacts(folder.root, "records.jsonl", "timing.json")
-        run_stages(folder, protocol, threads)
+        run_pipeline(RunContext(prepared, folder, threads))
     return folder

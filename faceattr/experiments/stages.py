@@ -1,12 +1,14 @@
-"""The optional stages of a run after its records, each writing its own artefact once.
+"""The optional stages of a run after its records, each a function of the shared
+:class:`~faceattr.experiments.context.RunContext` that writes its own artefact once.
 
 randomisation (``[randomisation]``: ``randomisation.json``, the gallery, the completeness
 trend), artefacts (``[artefacts]``: ``artefacts.json``), metric validity
 (``[metric_validity]``: ``metric_values.json``), partner sensitivity
-(``[partner_sensitivity]``: ``partner_sensitivity.json``), determinism (``[determinism]``:
-``determinism.json``) and the baseline comparison (``[baseline]``: ``comparison.json`` and
-``.txt``). Each is skipped when the protocol does not declare it or its file exists; the run
-records each new file's hash in the folder's ledger after the stage.
+(``[partner_sensitivity]``: ``partner_sensitivity.json``), strata (``[strata]``:
+``strata.json``), determinism (``[determinism]``: ``determinism.json``) and the baseline
+comparison (``[baseline]``: ``comparison.json`` and ``.txt``). Which runs when, and the file,
+the protocol table and the loader of each, are declared once in
+:data:`faceattr.experiments.pipeline.STAGES`.
 """
 
 from __future__ import annotations
@@ -17,149 +19,118 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from faceattr.attribution import AttributionBatch
 from faceattr.experiments.context import (
-    build_methods,
-    build_model,
-    build_source,
+    RunContext,
+    embed_images,
     falsification_settings,
     take_rows,
 )
-from faceattr.experiments.folder import RunFolder
 from faceattr.io import atomic_write_text, write_json
-from faceattr.models.base import embed_batched
-from faceattr.protocol import Protocol
+from faceattr.runfolder.folder import load_records
 
 __all__ = ["artefact_stage", "comparison_stage", "determinism_stage", "metric_validity_stage",
            "partner_sensitivity_stage", "randomisation_stage", "strata_stage"]
 
 
-def randomisation_stage(folder: RunFolder, protocol: Protocol) -> None:
+def randomisation_stage(ctx: RunContext) -> None:
     """Adebayo et al.'s randomisation test of every method, written to ``randomisation.json``,
-    the completeness trend and the attribution gallery of the first two pairs (skipped when
-    the protocol declares no ``[randomisation]`` or the file exists)."""
+    the completeness trend and the attribution gallery of the first two pairs."""
     from faceattr.experiments.gallery import write_gallery
     from faceattr.randomisation.stage import run_randomisation, write_randomisation
 
+    protocol, root = ctx.protocol, ctx.folder.root
     spec = protocol.randomisation
-    if spec is None or (folder.root / "randomisation.json").exists():
-        return
-    source = build_source(protocol)
-    pairs = source.pairs()
-    model = build_model(protocol)
-    probes = np.stack([source.load_image(p.image_a).image for p in pairs])
-    partners = torch.from_numpy(np.stack([source.load_image(p.image_b).image for p in pairs]))
-    masks = [source.load_image(p.image_a).identity_mask for p in pairs]
-    batch = AttributionBatch(
-        model=model, probes=torch.from_numpy(probes),
-        partner_embeddings=embed_batched(model, partners,
-                                         chunk_size=protocol.execution.forward_chunk),
-        pair_ids=tuple(p.pair_id for p in pairs),
-        identity_masks=None if any(m is None for m in masks) else np.stack(masks),  # type: ignore[arg-type]
-        seed=protocol.seed)
-    result = run_randomisation(model, build_methods(protocol), batch, partner_images=partners,
+    assert spec is not None  # the pipeline runs a stage only when it is declared
+    pairs = ctx.pairs
+    _, batch = ctx.batch(pairs)
+    partners = torch.from_numpy(np.stack([ctx.images[p.image_b].image for p in pairs]))
+    result = run_randomisation(ctx.model, ctx.methods(), batch, partner_images=partners,
                                seed=protocol.seed, n_pairs=min(spec.n_pairs, len(pairs)),
                                topk_frac=spec.topk_frac, repaired=spec.repaired)
-    write_randomisation(folder.root, result)
+    write_randomisation(root, result)
     gallery_rows = list(range(min(2, len(pairs))))
     ranked = {m.id: m.relevance == "abs" for m in protocol.methods}
-    methods = build_methods(protocol)
-    write_gallery(folder.root, [(m, ranked[m.method_id]) for m in methods],
+    write_gallery(root, [(m, ranked[m.method_id]) for m in ctx.methods()],
                   take_rows(batch, gallery_rows), falsification_settings(protocol))
     if spec.completeness_n_steps:
         from faceattr.experiments.completeness_trend import completeness_trend
 
         rows = list(range(min(spec.n_pairs, len(pairs))))
-        completeness_trend(folder.root, protocol.methods, take_rows(batch, rows),
+        completeness_trend(root, protocol.methods, take_rows(batch, rows),
                            n_steps_grid=spec.completeness_n_steps, where=protocol.source_path)
 
 
-def artefact_stage(folder: RunFolder, protocol: Protocol) -> None:
+def artefact_stage(ctx: RunContext) -> None:
     """The shape and blur artefact controls under every declared fill (``[artefacts]``)."""
     from faceattr.experiments.artefact_stage import run_artefact_stage
 
-    run_artefact_stage(folder.root, protocol)
+    run_artefact_stage(ctx)
 
 
-def metric_validity_stage(folder: RunFolder, protocol: Protocol) -> None:
+def metric_validity_stage(ctx: RunContext) -> None:
     """The evaluation metrics of the truth_tracking families' maps (``[metric_validity]``)."""
     from faceattr.experiments.metric_stage import run_metric_stage
 
-    run_metric_stage(folder.root, protocol)
+    run_metric_stage(ctx)
 
 
-def determinism_stage(folder: RunFolder, protocol: Protocol, threads: int) -> None:
-    """Re-run the first pairs in fresh processes (``[determinism]``), once."""
+def determinism_stage(ctx: RunContext) -> None:
+    """Re-run the first pairs in fresh processes (``[determinism]``)."""
     from faceattr.experiments.determinism import run_determinism_stage
 
+    protocol = ctx.protocol
     spec = protocol.determinism
-    if spec is None or (folder.root / "determinism.json").exists():
-        return
-    stochastic = tuple(m.method_id for m in build_methods(protocol) if m.info.stochastic)
-    run_determinism_stage(folder.root, json.loads(protocol.raw), n_pairs=spec.n_pairs,
-                          stochastic_methods=stochastic, threads=threads,
+    assert spec is not None  # the pipeline runs a stage only when it is declared
+    stochastic = tuple(m.method_id for m in ctx.methods() if m.info.stochastic)
+    run_determinism_stage(ctx.folder.root, json.loads(protocol.raw), n_pairs=spec.n_pairs,
+                          stochastic_methods=stochastic, threads=ctx.threads,
                           where=protocol.source_path)
 
 
-def strata_stage(folder: RunFolder, protocol: Protocol) -> None:
+def strata_stage(ctx: RunContext) -> None:
     """The stratified analysis of the records over the declared covariates (``[strata]``:
     ``strata.json``)."""
-    from faceattr.experiments.folder import load_records
     from faceattr.experiments.strata_stage import run_strata_stage
 
-    if protocol.strata is not None:
-        run_strata_stage(folder.root, protocol, load_records(folder))
+    run_strata_stage(ctx, load_records(ctx.folder))
 
 
-def comparison_stage(folder: RunFolder, protocol: Protocol) -> None:
+def comparison_stage(ctx: RunContext) -> None:
     """Compare the finished run with the declared baseline (``comparison.json``/``.txt``)."""
     from faceattr.compare import compare_paths
     from faceattr.compare.result import render_text
 
-    spec = protocol.baseline
-    if spec is None or (folder.root / "comparison.json").exists():
-        return
-    result = compare_paths(Path(spec.path), folder.root, margin=spec.margin, alpha=spec.alpha)
-    write_json(folder.root / "comparison.json", result.to_json())
-    atomic_write_text(folder.root / "comparison.txt", render_text(result))
+    spec, root = ctx.protocol.baseline, ctx.folder.root
+    assert spec is not None  # the pipeline runs a stage only when it is declared
+    result = compare_paths(Path(spec.path), root, margin=spec.margin, alpha=spec.alpha)
+    write_json(root / "comparison.json", result.to_json())
+    atomic_write_text(root / "comparison.txt", render_text(result))
 
 
-def partner_sensitivity_stage(folder: RunFolder, protocol: Protocol) -> None:
-    """Re-explain genuine pairs against a random impostor partner (``[partner_sensitivity]``):
-    ``partner_sensitivity.json`` (skipped when not declared or the file exists)."""
+def partner_sensitivity_stage(ctx: RunContext) -> None:
+    """Re-explain genuine pairs against a random impostor partner (``[partner_sensitivity]``:
+    ``partner_sensitivity.json``)."""
     from faceattr.randomisation.partner import (
-        PARTNER_FILE,
         PartnerSwap,
         choose_swaps,
         run_partner_sensitivity,
         write_partner_sensitivity,
     )
 
+    protocol, model = ctx.protocol, ctx.model
     spec = protocol.partner_sensitivity
-    if spec is None or (folder.root / PARTNER_FILE).exists():
-        return
-    source = build_source(protocol)
-    pairs = source.pairs()
-    model = build_model(protocol)
+    assert spec is not None  # the pipeline runs a stage only when it is declared
+    pairs = ctx.pairs
     chosen = choose_swaps(pairs, spec.n_pairs, protocol.seed)
-    rows = [row for row, _, _ in chosen]
-
-    def stacked(image_ids: list[str]) -> torch.Tensor:
-        return torch.from_numpy(np.stack([source.load_image(i).image for i in image_ids]))
-
-    probes = stacked([pairs[r].image_a for r in rows])
-    chunk = protocol.execution.forward_chunk
-    probe_emb = embed_batched(model, probes, chunk_size=chunk)
-    partner_emb = embed_batched(model, stacked([pairs[r].image_b for r in rows]),
-                                chunk_size=chunk)
-    impostor_emb = embed_batched(model, stacked([image for _, image, _ in chosen]),
-                                 chunk_size=chunk)
-    masks = [source.load_image(pairs[r].image_a).identity_mask for r in rows]
-    batch = AttributionBatch(
-        model=model, probes=probes, partner_embeddings=partner_emb,
-        pair_ids=tuple(pairs[r].pair_id for r in rows),
-        identity_masks=None if any(m is None for m in masks) else np.stack(masks),  # type: ignore[arg-type]
-        seed=protocol.seed)
+    # the impostor partners are images of the run's own pairs: embed them as the run did
+    impostor_ids = [image for _, image, _ in chosen]
+    missing = {i: ctx.source.load_image(i) for i in impostor_ids if i not in ctx.images}
+    extra = embed_images(model, missing, protocol.execution.forward_chunk) if missing else {}
+    inputs, batch = ctx.batch([pairs[r] for r, _, _ in chosen])
+    impostor_emb = torch.from_numpy(np.stack(
+        [ctx.embeddings[i] if i in ctx.embeddings else extra[i] for i in impostor_ids]))
+    probe_emb = torch.from_numpy(inputs.probe_embeddings)
+    partner_emb = torch.from_numpy(inputs.partner_embeddings)
     genuine_scores = (probe_emb.double() * partner_emb.double()).sum(dim=1).tolist()
     impostor_scores = (probe_emb.double() * impostor_emb.double()).sum(dim=1).tolist()
     swaps = [PartnerSwap(pair_id=pairs[r].pair_id, probe_image=pairs[r].image_a,
@@ -167,7 +138,7 @@ def partner_sensitivity_stage(folder: RunFolder, protocol: Protocol) -> None:
                          impostor_image=image, impostor_identity=identity,
                          score_genuine=genuine_scores[j], score_impostor=impostor_scores[j])
              for j, (r, image, identity) in enumerate(chosen)]
-    result = run_partner_sensitivity(build_methods(protocol), batch, swaps=swaps,
+    result = run_partner_sensitivity(ctx.methods(), batch, swaps=swaps,
                                      impostor_embeddings=impostor_emb, seed=protocol.seed,
                                      metric=spec.metric, topk_frac=spec.topk_frac)
-    write_partner_sensitivity(folder.root, result)
+    write_partner_sensitivity(ctx.folder.root, result)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceattr.data.covariates import (
     CovariateSpec,
@@ -23,11 +24,13 @@ from faceattr.data.covariates import (
 )
 from faceattr.data.pairs import Pair, PairSource
 from faceattr.io import read_json, write_json
-from faceattr.protocol import Protocol
 from faceattr.records import PairRecord
 from faceattr.rng import numpy_generator
 from faceattr.stats.proportions import ProportionMethod
 from faceattr.stats.strata import CovariateSummary, StrataResult, analyse_strata
+
+if TYPE_CHECKING:
+    from faceattr.experiments.context import RunContext
 
 __all__ = ["STRATA_FILE", "Outcomes", "covariate_table", "load_strata", "record_outcomes",
            "run_strata_stage", "strata_result"]
@@ -109,22 +112,18 @@ def strata_result(spec: StrataSpec, table: dict[str, list[tuple[Value, str | Non
                         covariates=tuple(summaries), pairs=pairs, analysis=analysis)
 
 
-def run_strata_stage(run_root: Path, protocol: Protocol,
-                     records: Sequence[PairRecord]) -> None:
-    """Run the declared stratified analysis once (skipped when ``strata.json`` exists)."""
-    from faceattr.experiments.context import build_source
-
+def run_strata_stage(ctx: RunContext, records: Sequence[PairRecord]) -> None:
+    """Run the declared stratified analysis (``[strata]``) of ``records``."""
+    protocol = ctx.protocol
     spec = protocol.strata
-    if spec is None or (run_root / STRATA_FILE).exists():
-        return
-    source = build_source(protocol)
+    assert spec is not None  # the pipeline runs a stage only when it is declared
     ids = {r.pair_id for r in records}
-    pairs = [p for p in source.pairs() if p.pair_id in ids]
-    table = covariate_table(source, pairs, spec.covariates)
+    pairs = [p for p in ctx.pairs if p.pair_id in ids]
+    table = covariate_table(ctx.source, pairs, spec.covariates)
     verdict_rule, outcomes = record_outcomes(spec, records)
     result = strata_result(spec, table, outcomes, verdict_rule=verdict_rule, seed=protocol.seed,
                            interval_method=protocol.interval_method)
-    write_json(run_root / STRATA_FILE, result.to_json())
+    write_json(ctx.folder.root / STRATA_FILE, result.to_json())
 
 
 def load_strata(run_root: Path) -> StrataResult | None:

@@ -21,14 +21,12 @@ from faceattr.attribution.explained import ExplainedScalars, ExplainedValue
 from faceattr.data.pairs import Pair
 from faceattr.falsification import PairInputs
 from faceattr.falsification.engine import clean_scores, failed_record
-from faceattr.records import PairRecord
+from faceattr.records import TARGET_IDENTITY_STATUS, PairRecord
 from faceattr.stats.tolerance import UNIT_ROUNDOFF_F32, cosine_tolerance
 
 __all__ = ["TARGET_IDENTITY_STATUS", "IdentityCheck", "apply_target_identity",
            "check_target_identity", "identity_checks", "identity_tolerance"]
 
-TARGET_IDENTITY_STATUS = "error:target_identity"
-"""Per-pair status of a pair whose method explained another scalar than ``s(x_a, x_b)``."""
 
 
 def identity_tolerance(score_clean: float, embedding_dim: int, score_atol: float) -> float:

@@ -15,17 +15,12 @@ from typing import Any
 from faceattr.claims import ClaimResult, RunArtefacts
 from faceattr.claims.ledger import claims_document, write_claims
 from faceattr.claims.validity import declared_families
-from faceattr.experiments.artefact_stage import load_artefacts
-from faceattr.experiments.determinism import load_determinism
-from faceattr.experiments.folder import RunFolder, load_records
-from faceattr.experiments.strata_stage import load_strata
-from faceattr.experiments.summary import RunSummary
+from faceattr.experiments.pipeline import stage_results
 from faceattr.integrity import record_artefacts, run_lock
-from faceattr.io import read_json
 from faceattr.protocol import Protocol
-from faceattr.randomisation.partner import load_partner_sensitivity
-from faceattr.randomisation.stage import load_randomisation
 from faceattr.report import render_report
+from faceattr.runfolder.folder import RunFolder, load_records
+from faceattr.runfolder.summary import RunSummary
 from faceattr.validity.dose_response import write_validity
 from faceattr.validity.metric_artefact import load_metric_values
 from faceattr.validity.metric_section import metric_validity_section
@@ -34,15 +29,10 @@ __all__ = ["run_artefacts", "write_not_evaluated", "write_verdicts"]
 
 
 def run_artefacts(protocol: Protocol, folder: RunFolder, summary: RunSummary) -> RunArtefacts:
-    """The run's summary, records and stage results, with the protocol's claims."""
-    comparison = folder.root / "comparison.json"
-    return RunArtefacts(
-        summary=summary, records=load_records(folder), claims=protocol.claims,
-        randomisation=load_randomisation(folder.root), determinism=load_determinism(folder.root),
-        artefacts=load_artefacts(folder.root), metric_values=load_metric_values(folder.root),
-        partner_sensitivity=load_partner_sensitivity(folder.root),
-        strata=load_strata(folder.root),
-        comparison=read_json(comparison) if comparison.exists() else None)
+    """The run's summary, records and every judged stage's result, with the protocol's
+    claims (the stages and their loaders: :data:`faceattr.experiments.pipeline.STAGES`)."""
+    return RunArtefacts(summary=summary, records=load_records(folder), claims=protocol.claims,
+                        **stage_results(folder.root))
 
 
 def _write_validity(protocol: Protocol, folder: RunFolder, summary: RunSummary) -> None:

@@ -25,11 +25,11 @@ from faceattr.claims import ClaimResult, ClaimSpec, RunArtefacts, evaluate_claim
 from faceattr.claims.registry import claim_kind
 from faceattr.errors import GateFailedError, InputError
 from faceattr.experiments.executor import protocol_on_device
-from faceattr.experiments.folder import RunFolder, load_summary
 from faceattr.experiments.run import run_protocol
-from faceattr.experiments.summary import RunSummary
 from faceattr.gate.judging import run_artefacts, write_not_evaluated, write_verdicts
 from faceattr.protocol import Protocol, load_protocol
+from faceattr.runfolder.folder import RunFolder, load_summary
+from faceattr.runfolder.summary import RunSummary
 
 
 @dataclass

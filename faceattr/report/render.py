@@ -23,6 +23,7 @@ from faceattr.io import atomic_write_text, read_json, read_jsonl
 from faceattr.report.figures import png_base64 as _png
 from faceattr.report.strata import strata_context
 from faceattr.report.validity import validity_context
+from faceattr.stats.proportions import proportion_interval
 
 __all__ = ["ARTEFACTS", "render_report"]
 
@@ -184,6 +185,22 @@ def _map_statistics(records: Sequence[dict[str, Any]], methods: Sequence[str]
     return rows
 
 
+def _trivial_maps(records: Sequence[dict[str, Any]], protocol: dict[str, Any], *,
+                  alpha: float) -> list[dict[str, Any]]:
+    """Per method: the share of trivial (uniform or unrankable) maps with its Wilson interval,
+    and the layer a layer method explains (the seed's "Grad-CAM is 84% uniform" headline was
+    a share of this kind; PITFALLS.md #1)."""
+    layers = {m["id"]: m["params"].get("layer") for m in protocol["methods"]}
+    rows = []
+    for method in sorted({r["method"] for r in records}):
+        mine = [r for r in records if r["method"] == method]
+        n_trivial = sum(r["status"] == "trivial" for r in mine)
+        interval = proportion_interval(n_trivial, len(mine), method="wilson", alpha=alpha)
+        rows.append({"method": method, "layer": layers.get(method), "n": len(mine),
+                     "n_trivial": n_trivial, "share": interval})
+    return rows
+
+
 def _ledger(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Status counts per (model, method) from the raw records."""
     counts: dict[tuple[str, str], dict[str, int]] = {}
@@ -273,6 +290,8 @@ def render_report(run_dir: Path) -> Path:
         roc_png=_roc_png(records), map_histograms_png=_map_histograms_png(records, method_ids),
         k_sufficiency_png=_k_sufficiency_png(records, method_ids),
         map_statistics=_map_statistics(records, method_ids),
+        trivial_maps=_trivial_maps(records, read_json(run_dir / "protocol.json"),
+                                   alpha=methods[0]["fr_itt"]["alpha"]),
         randomisation_png=None if randomisation is None else _randomisation_png(randomisation),
         repaired_mprt=_repaired_rows(randomisation),
         partner_sensitivity=read_json(run_dir / "partner_sensitivity.json")

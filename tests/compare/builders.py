@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from faceattr.experiments.summary import GateResult, RunSummary, summarise_method
 from faceattr.integrity import record_artefacts, record_new_files
 from faceattr.io import dumps_strict, write_json
 from faceattr.records import PairRecord
+from faceattr.runfolder.summary import GateResult, RunSummary, summarise_method
 
 PROTOCOL: dict[str, Any] = {"protocol": {"name": "t", "seed": 5, "alpha": 0.05},
                             "falsification": {"q_frac": 0.1, "fill": "mean"}}

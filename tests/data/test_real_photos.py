@@ -52,6 +52,21 @@ def test_balanced_and_occluded_pair_sets(root: Path) -> None:
                for p in occluded)
 
 
+def test_an_identity_split_is_disjoint_by_construction(root: Path) -> None:
+    # the calibration split of the calibrated real-model protocols, and their test split
+    calibration = RealPhotoPairSource(root=root, identities=("obama", "biden")).pairs()
+    test = RealPhotoPairSource(root=root, identities=("macron", "ardern", "sunak")).pairs()
+    assert (len(calibration), sum(p.is_genuine for p in calibration)) == (10, 6)
+    assert (len(test), sum(p.is_genuine for p in test)) == (10, 2)
+    names = {p.identity_a for p in calibration} | {p.identity_b for p in calibration}
+    assert names == {"obama", "biden"}
+    assert not names & ({p.identity_a for p in test} | {p.identity_b for p in test})
+    with pytest.raises(InputError, match=r"identities: obamma not among"):
+        RealPhotoPairSource(root=root, identities=("obamma",))
+    with pytest.raises(Exception, match="identities"):
+        parse_source({"source": "real_photos", "identities": ["nobody"]}, "[data]")
+
+
 @pytest.mark.parametrize(("alignment", "size"), [("arcface_112", 112), ("dlib_chip", 150)])
 def test_images_load_aligned(root: Path, alignment: str, size: int) -> None:
     source = RealPhotoPairSource(root=root, alignment=alignment, size=size)

@@ -16,7 +16,7 @@ SchemaName = Literal["record", "summary"]
 
 @cache
 def _validator(name: SchemaName) -> Draft202012Validator:
-    text = resources.files("faceattr.experiments.schemas").joinpath(
+    text = resources.files("faceattr.runfolder.schemas").joinpath(
         f"{name}.schema.json").read_text(encoding="utf-8")
     schema = json.loads(text)
     Draft202012Validator.check_schema(schema)

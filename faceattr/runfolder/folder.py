@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faceattr.errors import IntegrityError
-from faceattr.experiments.schema import validate_artefact
-from faceattr.experiments.summary import RunSummary
 from faceattr.integrity import verify_artefacts
 from faceattr.io import (
     append_jsonl_line,
@@ -20,6 +18,8 @@ from faceattr.io import (
 )
 from faceattr.protocol import Protocol
 from faceattr.records import PairRecord
+from faceattr.runfolder.schema import validate_artefact
+from faceattr.runfolder.summary import RunSummary
 
 __all__ = ["RunFolder", "append_record", "check_summary_against_records", "load_records",
            "load_summary", "prepare_folder", "record_line", "verify_run", "write_records",
