@@ -282,3 +282,25 @@ def test_calibrate_writes_the_block_and_the_run_checks_it(tmp_path: Path) -> Non
     path.write_text(text.replace("k_per_region = 6", "k_per_region = 7"), encoding="utf-8")
     with pytest.raises(InputError, match="changed since"):
         prepare_run(load_protocol(path), tmp_path / "reports")
+
+
+REAL_CALIBRATED = Path(__file__).parents[1] / "validation/protocols/real_models/calibrated"
+
+
+@pytest.mark.parametrize("model", ["dlib_resnet", "sface", "mobilefacenet_512",
+                                   "mobilefacenet_192"])
+def test_real_calibrated_protocols_are_disjoint_and_refuse_an_overlap(
+        tmp_path: Path, model: str) -> None:
+    """The four real-model protocols: test identities (macron, ardern, sunak) never in the
+    calibration split (obama, biden); planting one test identity there is refused, naming it,
+    before any model is built and without touching the file."""
+    text = (REAL_CALIBRATED / f"{model}.toml").read_text(encoding="utf-8")
+    raw = tomllib.loads(text)
+    assert not set(raw["data"]["identities"]) & set(raw["calibration"]["data"]["identities"])
+    planted = text.replace('identities = ["obama", "biden"]', 'identities = ["obama", "sunak"]')
+    assert planted != text
+    path = tmp_path / f"{model}.toml"
+    path.write_text(planted, encoding="utf-8")
+    with pytest.raises(InputError, match=r"shares 1 identities with the test split \(sunak\)"):
+        calibrate_file(path)
+    assert path.read_text(encoding="utf-8") == planted
